@@ -1,0 +1,13 @@
+// Package file is the file source: it replays JSON-lines or CSV files,
+// local or in S3, plain or gzip-compressed, each file being one lane whose
+// positions are byte offsets of line starts (in the uncompressed stream), so
+// a restart resumes mid-file.
+//
+// Records are lines. Blank lines are skipped. A line longer than the
+// record size limit is handed on with Record.Err set (its first
+// MaxRecordSize bytes as raw), so the pipeline dead-letters it; a read error
+// in the middle of a file (a corrupt gzip stream, say) ends that lane with a
+// dead-letter record naming the error and the offset, and is logged. CSV
+// files must start with a header line, which every chunk of the lane
+// carries; quoted CSV fields must not contain line breaks.
+package file

@@ -1,0 +1,351 @@
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/ingest"
+)
+
+// ObjectReader reads objects of one S3 bucket (or any object store); names
+// are keys relative to the bucket. sink/objstore/s3store satisfies it.
+type ObjectReader interface {
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	List(ctx context.Context, prefix string, fn func(name string) error) error
+}
+
+// Config configures a file source.
+type Config struct {
+	// Paths are globs of local files ("data/*.jsonl") or of S3 keys
+	// ("s3://bucket/prefix/*.jsonl.gz"). Files ending in .gz are
+	// decompressed. Each matched file is a lane, read in name order.
+	Paths []string
+	// Format is "jsonl" (default) or "csv" (first line is the header).
+	Format string
+	// MaxRecordSize is the longest line accepted (default 1 MiB); longer
+	// lines are dead-lettered, never fatal.
+	MaxRecordSize int
+	// ChunkRecords is the most records per chunk (default 4096). Larger
+	// chunks amortise more per-chunk work; smaller ones reach the sink
+	// sooner and hold less memory.
+	ChunkRecords int
+	// Parallel is how many files are read at once (default 2).
+	Parallel int
+	// OpenBucket returns a reader for an S3 bucket; required only when a
+	// path is an s3:// URL.
+	OpenBucket func(ctx context.Context, bucket string) (ObjectReader, error)
+	// Logger receives warnings (default: discard).
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxRecordSize = 1 << 20
+	DefaultChunkRecords  = 4096
+	DefaultParallel      = 2
+)
+
+// Source reads files. It is safe to Run once.
+type Source struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// ErrNoFiles is returned by Run when a path pattern matches nothing.
+var ErrNoFiles = errors.New("no files match")
+
+// New validates cfg and returns a source. It does no I/O.
+func New(cfg Config) (*Source, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, errors.New("new file source: no paths")
+	}
+	switch cfg.Format {
+	case "":
+		cfg.Format = "jsonl"
+	case "jsonl", "csv":
+	default:
+		return nil, fmt.Errorf("new file source: format %q (want jsonl or csv)", cfg.Format)
+	}
+	for _, p := range cfg.Paths {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("new file source: path %q: %w", p, err)
+		}
+	}
+	if cfg.MaxRecordSize <= 0 {
+		cfg.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if cfg.ChunkRecords <= 0 {
+		cfg.ChunkRecords = DefaultChunkRecords
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = DefaultParallel
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Source{cfg: cfg, log: log}, nil
+}
+
+// lane is one file to read.
+type lane struct {
+	name   string // lane name: the local path or the s3:// URL
+	bucket ObjectReader
+	key    string // object key when bucket != nil
+}
+
+// Run implements ingest.Source: it reads every matched file to its end.
+func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	lanes, err := s.expand(ctx)
+	if err != nil {
+		return err
+	}
+	work := make(chan lane)
+	errc := make(chan error, s.cfg.Parallel)
+	var wg sync.WaitGroup
+	for i := 0; i < s.cfg.Parallel && i < len(lanes); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range work {
+				if err := s.readLane(ctx, l, resume, out); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	var runErr error
+feed:
+	for _, l := range lanes {
+		select {
+		case work <- l:
+		case err := <-errc:
+			runErr = err
+			break feed
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errc)
+	if runErr == nil {
+		runErr = <-errc
+	}
+	if runErr != nil && ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
+		return nil
+	}
+	return runErr
+}
+
+// expand resolves the globs to a sorted, de-duplicated list of lanes.
+func (s *Source) expand(ctx context.Context) ([]lane, error) {
+	seen := map[string]bool{}
+	var lanes []lane
+	buckets := map[string]ObjectReader{}
+	for _, p := range s.cfg.Paths {
+		var found []lane
+		if rest, ok := strings.CutPrefix(p, "s3://"); ok {
+			bucket, pattern, _ := strings.Cut(rest, "/")
+			if s.cfg.OpenBucket == nil {
+				return nil, fmt.Errorf("expand path %q: s3 paths are not configured", p)
+			}
+			r := buckets[bucket]
+			if r == nil {
+				var err error
+				if r, err = s.cfg.OpenBucket(ctx, bucket); err != nil {
+					return nil, fmt.Errorf("expand path %q: %w", p, err)
+				}
+				buckets[bucket] = r
+			}
+			prefix := pattern
+			if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+				prefix = pattern[:i]
+			}
+			err := r.List(ctx, prefix, func(name string) error {
+				if ok, _ := path.Match(pattern, name); ok {
+					found = append(found, lane{name: "s3://" + bucket + "/" + name, bucket: r, key: name})
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("expand path %q: %w", p, err)
+			}
+		} else {
+			names, err := filepath.Glob(p)
+			if err != nil {
+				return nil, fmt.Errorf("expand path %q: %w", p, err)
+			}
+			for _, n := range names {
+				if fi, err := os.Stat(n); err == nil && fi.Mode().IsRegular() {
+					found = append(found, lane{name: n})
+				}
+			}
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("expand path %q: %w", p, ErrNoFiles)
+		}
+		for _, l := range found {
+			if !seen[l.name] {
+				seen[l.name] = true
+				lanes = append(lanes, l)
+			}
+		}
+	}
+	sort.Slice(lanes, func(i, j int) bool { return lanes[i].name < lanes[j].name })
+	return lanes, nil
+}
+
+func (s *Source) open(ctx context.Context, l lane) (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	if l.bucket != nil {
+		r, err := l.bucket.Get(ctx, l.key)
+		if err != nil {
+			return nil, err
+		}
+		rc = r
+	} else {
+		f, err := os.Open(l.name)
+		if err != nil {
+			return nil, err
+		}
+		rc = f
+	}
+	if !strings.HasSuffix(l.name, ".gz") {
+		return rc, nil
+	}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(rc, 256<<10))
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("open gzip stream: %w", err)
+	}
+	return &gzipFile{Reader: zr, under: rc}, nil
+}
+
+type gzipFile struct {
+	*gzip.Reader
+	under io.Closer
+}
+
+func (g *gzipFile) Close() error { return errors.Join(g.Reader.Close(), g.under.Close()) }
+
+// readLane reads one file from its resume point to the end.
+func (s *Source) readLane(ctx context.Context, l lane, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	after, resumed, err := resume.Resume(ctx, l.name)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.name, err)
+	}
+	rc, err := s.open(ctx, l)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.name, err)
+	}
+	defer rc.Close()
+
+	lr := newLineReader(rc, s.cfg.MaxRecordSize)
+	var header []byte
+	if s.cfg.Format == "csv" {
+		h, _, _, err := lr.next()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return s.endWithError(ctx, l, lr.off, err, out)
+		}
+		header = bytes.Clone(h)
+	}
+	if resumed {
+		if err := lr.skipTo(after.Offset); err != nil {
+			if errors.Is(err, io.EOF) {
+				return send(ctx, out, ingest.Chunk{Lane: l.name, Header: header, End: true})
+			}
+			return s.endWithError(ctx, l, lr.off, err, out)
+		}
+	}
+
+	cb := newChunkBuilder(l.name, header)
+	for {
+		start := lr.off
+		line, truncated, full, err := lr.next()
+		if errors.Is(err, io.EOF) && line == nil {
+			return send(ctx, out, cb.finish(true))
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			if len(cb.recs) > 0 {
+				if err := send(ctx, out, cb.finish(false)); err != nil {
+					return err
+				}
+			}
+			return s.endWithError(ctx, l, start, err, out)
+		}
+		if truncated || len(bytes.TrimSpace(line)) > 0 {
+			rec := cb.add(line, start)
+			if truncated {
+				rec.Err = fmt.Sprintf("record of %d bytes exceeds max_record_size %d bytes (raw holds its first %d bytes)", full, s.cfg.MaxRecordSize, len(line))
+			}
+		}
+		if len(cb.recs) >= s.cfg.ChunkRecords || len(cb.buf) >= chunkBytes {
+			if err := send(ctx, out, cb.finish(false)); err != nil {
+				return err
+			}
+			cb = newChunkBuilder(l.name, header)
+		}
+	}
+}
+
+// chunkBytes bounds the raw bytes of one chunk.
+const chunkBytes = 1 << 20
+
+// chunkBuilder collects records whose Data alias one buffer per chunk.
+type chunkBuilder struct {
+	lane   string
+	header []byte
+	buf    []byte
+	recs   []streamd.Record
+}
+
+func newChunkBuilder(lane string, header []byte) *chunkBuilder {
+	return &chunkBuilder{lane: lane, header: header, buf: make([]byte, 0, 256<<10)}
+}
+
+func (c *chunkBuilder) add(line []byte, off int64) *streamd.Record {
+	start := len(c.buf)
+	c.buf = append(c.buf, line...)
+	c.recs = append(c.recs, streamd.Record{Data: c.buf[start:len(c.buf):len(c.buf)], Pos: streamd.Position{Offset: off}})
+	return &c.recs[len(c.recs)-1]
+}
+
+func (c *chunkBuilder) finish(end bool) ingest.Chunk {
+	return ingest.Chunk{Lane: c.lane, Header: c.header, Records: c.recs, End: end}
+}
+
+// endWithError ends a lane whose file cannot be read further: the failure
+// becomes a dead-letter record at the offset where reading stopped.
+func (s *Source) endWithError(ctx context.Context, l lane, off int64, err error, out chan<- ingest.Chunk) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.log.Warn("file unreadable past offset; the rest of the file is dead-lettered as one record",
+		slog.String("lane", l.name), slog.Int64("offset", off), slog.String("error", err.Error()))
+	rec := streamd.Record{Pos: streamd.Position{Offset: off}, Err: fmt.Sprintf("read %s at byte %d: %v", l.name, off, err)}
+	return send(ctx, out, ingest.Chunk{Lane: l.name, Records: []streamd.Record{rec}, End: true})
+}
+
+func send(ctx context.Context, out chan<- ingest.Chunk, c ingest.Chunk) error {
+	select {
+	case out <- c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
