@@ -7,126 +7,182 @@ import (
 // Config is a whole streamd config file (contract v1, see DESIGN.md).
 type Config struct {
 	// StateDir is the embedded checkpoint store's directory (default ./var/state).
-	StateDir   string            `yaml:"state_dir"`
-	Checkpoint *CheckpointConfig `yaml:"checkpoint"`
-	HTTP       *HTTPConfig       `yaml:"http"`
+	StateDir string `yaml:"state_dir,omitempty"`
+	// Checkpoint selects a shared checkpoint store instead of StateDir.
+	Checkpoint *CheckpointConfig `yaml:"checkpoint,omitempty"`
+	// HTTP enables the /metrics, /healthz and /readyz listener when set.
+	HTTP *HTTPConfig `yaml:"http,omitempty"`
 	// ShutdownTimeout is the SIGTERM drain deadline (default 25s).
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout,omitempty"`
 	// MemoryLimit is the process-wide budget for buffered data (default 512MiB).
-	MemoryLimit ByteSize   `yaml:"memory_limit"`
-	Pipelines   []Pipeline `yaml:"pipelines"`
+	MemoryLimit ByteSize `yaml:"memory_limit,omitempty"`
+	// Pipelines are the independent chains this process runs; at least one.
+	Pipelines []Pipeline `yaml:"pipelines"`
+
+	// src remembers where the config came from, for error messages.
+	src *origin
 }
 
 // CheckpointConfig selects a shared checkpoint store instead of state_dir.
 type CheckpointConfig struct {
-	Store string `yaml:"store"` // file | dynamodb
-	Table string `yaml:"table"`
+	// Store is "file" (the embedded store in state_dir) or "dynamodb".
+	Store string `yaml:"store"`
+	// Table is the DynamoDB table of the dynamodb store; created when missing.
+	Table string `yaml:"table,omitempty"`
 }
 
 // HTTPConfig configures the /metrics, /healthz, /readyz listener.
 type HTTPConfig struct {
+	// Listen is host:port (default 127.0.0.1:9464).
 	Listen string `yaml:"listen"`
 }
 
 // Pipeline is one source → transforms → window → sink chain.
 type Pipeline struct {
-	Name       string      `yaml:"name"`
-	Source     Source      `yaml:"source"`
-	Schema     []Column    `yaml:"schema"`
-	Transforms []Transform `yaml:"transforms"`
-	Window     Window      `yaml:"window"`
-	Sink       Sink        `yaml:"sink"`
-	DeadLetter DeadLetter  `yaml:"dead_letter"`
-	Line       int         `yaml:"-"` // line of the pipeline in the file, for messages
+	// Name identifies the pipeline in checkpoints, metrics and output names;
+	// it matches [a-z0-9_-]+ and is unique in the file.
+	Name string `yaml:"name"`
+	// Source is where records come from.
+	Source Source `yaml:"source"`
+	// Schema is the output columns in order; empty means infer.
+	Schema []Column `yaml:"schema,omitempty"`
+	// Transforms are applied in order, after decode and cast.
+	Transforms []Transform `yaml:"transforms,omitempty"`
+	// Window is the micro-batch policy.
+	Window Window `yaml:"window"`
+	// Sink is where batches go.
+	Sink Sink `yaml:"sink"`
+	// DeadLetter is where rejected records go.
+	DeadLetter DeadLetter `yaml:"dead_letter,omitempty"`
+	// Line is the line of the pipeline in the file, for messages (0 when
+	// the config was not parsed from a file).
+	Line int `yaml:"-"`
 }
 
 // Source configures where records come from.
 type Source struct {
-	Type string `yaml:"type"` // file | kafka | kinesis | dynamodb_streams
+	// Type is file | kafka | kinesis | dynamodb_streams.
+	Type string `yaml:"type"`
 
-	// file
-	Paths         []string `yaml:"paths"`
-	Format        string   `yaml:"format"` // jsonl | csv
-	MaxRecordSize ByteSize `yaml:"max_record_size"`
+	// Paths are the file source's globs, local or s3://; .gz is read
+	// transparently.
+	Paths []string `yaml:"paths,omitempty"`
+	// Format is jsonl | csv (default jsonl).
+	Format string `yaml:"format,omitempty"`
+	// MaxRecordSize is the longest accepted record (default 1MiB); longer
+	// ones are dead-lettered.
+	MaxRecordSize ByteSize `yaml:"max_record_size,omitempty"`
 
-	// kafka
-	Brokers []string `yaml:"brokers"`
-	Topics  []string `yaml:"topics"`
-	Group   string   `yaml:"group"`
-	Start   string   `yaml:"start"`
+	// Brokers are the kafka source's bootstrap host:port addresses.
+	Brokers []string `yaml:"brokers,omitempty"`
+	// Topics are the kafka topics to consume.
+	Topics []string `yaml:"topics,omitempty"`
+	// Group is the kafka consumer group.
+	Group string `yaml:"group,omitempty"`
+	// Start is where a lane without a checkpoint starts: earliest | latest
+	// for kafka (default earliest), trim_horizon | latest for kinesis and
+	// dynamodb_streams (default trim_horizon). Not used by file sources.
+	Start string `yaml:"start,omitempty"`
 
-	// kinesis
-	Stream string `yaml:"stream"`
+	// Stream is the kinesis stream name.
+	Stream string `yaml:"stream,omitempty"`
 
-	// dynamodb_streams
-	Table string `yaml:"table"`
+	// Table is the DynamoDB table whose stream dynamodb_streams reads.
+	Table string `yaml:"table,omitempty"`
 }
 
 // Column is one output column: a name, a type and optionally an expression
 // that computes it from the other columns.
 type Column struct {
+	// Name is the output column name.
 	Name string `yaml:"name"`
+	// Type is parsed by streamd.ParseType: string, int32, decimal(10,2), ...
 	Type string `yaml:"type"`
-	Expr string `yaml:"expr"`
+	// Expr computes the column from the other columns (expr-lang syntax).
+	Expr string `yaml:"expr,omitempty"`
 	// From names the input field when it differs from Name (a.b for nested).
-	From string `yaml:"from"`
-	Line int    `yaml:"-"`
+	From string `yaml:"from,omitempty"`
+	// Line is the column's line in the file, for messages.
+	Line int `yaml:"-"`
 }
 
 // Transform is one step of the transforms list; exactly one field is set.
 type Transform struct {
-	Filter  string         `yaml:"filter"`
-	Dedup   *DedupConfig   `yaml:"dedup"`
-	Quality *QualityConfig `yaml:"quality"`
-	Line    int            `yaml:"-"`
+	// Filter keeps the records for which the expression is true.
+	Filter string `yaml:"filter,omitempty"`
+	// Dedup drops records whose key was seen within the TTL.
+	Dedup *DedupConfig `yaml:"dedup,omitempty"`
+	// Quality checks data-quality rules.
+	Quality *QualityConfig `yaml:"quality,omitempty"`
+	// Line is the transform's line in the file, for messages.
+	Line int `yaml:"-"`
 }
 
 // DedupConfig configures the dedup operator.
 type DedupConfig struct {
+	// Keys are the columns that identify a duplicate.
 	Keys []string `yaml:"keys"`
-	TTL  Duration `yaml:"ttl"`
+	// TTL is how long a key is remembered (default 24h).
+	TTL Duration `yaml:"ttl,omitempty"`
 }
 
 // QualityConfig configures data-quality rules.
 type QualityConfig struct {
-	Rules  []string `yaml:"rules"`
-	Action string   `yaml:"action"`
+	// Rules are DQDL-subset rules such as 'IsComplete "customer_id"'.
+	Rules []string `yaml:"rules"`
+	// Action is what happens to a failing record: dead_letter (default),
+	// drop or warn (count and keep).
+	Action string `yaml:"action,omitempty"`
 }
 
 // Window configures micro-batching.
 type Window struct {
-	MaxRecords int      `yaml:"max_records"`
-	MaxBytes   ByteSize `yaml:"max_bytes"`
-	MaxAge     Duration `yaml:"max_age"`
+	// MaxRecords closes a batch at this many records (default 100000).
+	MaxRecords int `yaml:"max_records,omitempty"`
+	// MaxBytes closes a batch at this many input bytes (default 64MiB).
+	MaxBytes ByteSize `yaml:"max_bytes,omitempty"`
+	// MaxAge closes a batch this long after its first record (default 30s).
+	MaxAge Duration `yaml:"max_age,omitempty"`
 }
 
 // Sink configures where batches go.
 type Sink struct {
-	Type        string   `yaml:"type"` // parquet | dynamodb | opensearch
-	Path        string   `yaml:"path"` // ./dir or s3://bucket/prefix
-	PartitionBy []string `yaml:"partition_by"`
-	Compression string   `yaml:"compression"` // snappy | zstd | none
-	// RowGroupSize is the number of rows per Parquet row group (default 100000... set by the sink).
-	RowGroupSize int `yaml:"row_group_size"`
+	// Type is parquet | dynamodb | opensearch.
+	Type string `yaml:"type"`
+	// Path is the parquet output: ./dir or s3://bucket/prefix.
+	Path string `yaml:"path,omitempty"`
+	// PartitionBy are the columns of the Hive partition directories.
+	PartitionBy []string `yaml:"partition_by,omitempty"`
+	// Compression is snappy (default for parquet) | zstd | none.
+	Compression string `yaml:"compression,omitempty"`
+	// RowGroupSize is the number of rows per Parquet row group (0: the
+	// sink's default).
+	RowGroupSize int `yaml:"row_group_size,omitempty"`
 
-	// dynamodb
-	Table string   `yaml:"table"`
-	Key   []string `yaml:"key"`
+	// Table is the dynamodb sink's table.
+	Table string `yaml:"table,omitempty"`
+	// Key are the dynamodb sink's key columns (partition, then sort).
+	Key []string `yaml:"key,omitempty"`
 
-	// opensearch
-	URL      string   `yaml:"url"`
-	Index    string   `yaml:"index"`
-	ID       []string `yaml:"id"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	// URL is the opensearch endpoint, http(s)://host:port.
+	URL string `yaml:"url,omitempty"`
+	// Index is the opensearch index.
+	Index string `yaml:"index,omitempty"`
+	// ID are the columns the deterministic document _id is built from.
+	ID []string `yaml:"id,omitempty"`
+	// Username is the opensearch basic-auth user.
+	Username string `yaml:"username,omitempty"`
+	// Password is the opensearch basic-auth password; Redacted hides it.
+	Password string `yaml:"password,omitempty"`
 }
 
 // DeadLetter configures where rejected records go.
 type DeadLetter struct {
-	Path string `yaml:"path"` // ./dir or s3://bucket/prefix
+	// Path is ./dir or s3://bucket/prefix.
+	Path string `yaml:"path,omitempty"`
 }
 
-// Duration is a time.Duration written as "30s", "24h".
+// Duration is a time.Duration written as "30s", "24h" or "7d".
 type Duration time.Duration
 
 // ByteSize is a byte count written as 1048576, "64MiB", "1GB".

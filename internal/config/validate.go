@@ -1,0 +1,498 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamd/streamd"
+)
+
+// Defaults applied by SetDefaults (and so by Parse and Load).
+const (
+	DefaultStateDir        = "./var/state"
+	DefaultHTTPListen      = "127.0.0.1:9464"
+	DefaultShutdownTimeout = Duration(25 * time.Second)
+	DefaultMemoryLimit     = ByteSize(512 << 20)
+	DefaultMaxRecords      = 100000
+	DefaultMaxBytes        = ByteSize(64 << 20)
+	DefaultMaxAge          = Duration(30 * time.Second)
+	DefaultFormat          = "jsonl"
+	DefaultMaxRecordSize   = ByteSize(1 << 20)
+	DefaultCompression     = "snappy"
+	DefaultDedupTTL        = Duration(24 * time.Hour)
+	DefaultQualityAction   = "dead_letter"
+)
+
+// The source, sink and checkpoint store types.
+const (
+	SourceFile            = "file"
+	SourceKafka           = "kafka"
+	SourceKinesis         = "kinesis"
+	SourceDynamoDBStreams = "dynamodb_streams"
+
+	SinkParquet    = "parquet"
+	SinkDynamoDB   = "dynamodb"
+	SinkOpenSearch = "opensearch"
+
+	StoreFile     = "file"
+	StoreDynamoDB = "dynamodb"
+)
+
+// SetDefaults fills every unset field that has a default: state_dir,
+// http.listen, shutdown_timeout, memory_limit and per pipeline the source
+// format, max_record_size and start, the window limits, the parquet
+// compression, the dedup ttl and the quality action.
+func (c *Config) SetDefaults() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.HTTP != nil && c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		s := &p.Source
+		if s.Format == "" && s.Type != SourceDynamoDBStreams {
+			s.Format = DefaultFormat
+		}
+		if s.MaxRecordSize == 0 {
+			s.MaxRecordSize = DefaultMaxRecordSize
+		}
+		if s.Start == "" {
+			switch s.Type {
+			case SourceKafka:
+				s.Start = "earliest"
+			case SourceKinesis, SourceDynamoDBStreams:
+				s.Start = "trim_horizon"
+			}
+		}
+		if p.Window.MaxRecords == 0 {
+			p.Window.MaxRecords = DefaultMaxRecords
+		}
+		if p.Window.MaxBytes == 0 {
+			p.Window.MaxBytes = DefaultMaxBytes
+		}
+		if p.Window.MaxAge == 0 {
+			p.Window.MaxAge = DefaultMaxAge
+		}
+		if p.Sink.Type == SinkParquet && p.Sink.Compression == "" {
+			p.Sink.Compression = DefaultCompression
+		}
+		for _, t := range p.Transforms {
+			if t.Dedup != nil && t.Dedup.TTL == 0 {
+				t.Dedup.TTL = DefaultDedupTTL
+			}
+			if t.Quality != nil && t.Quality.Action == "" {
+				t.Quality.Action = DefaultQualityAction
+			}
+		}
+	}
+}
+
+// validator collects problems with their key paths and lines.
+type validator struct {
+	src  *origin
+	errs []error
+}
+
+func (v *validator) fail(path string, sentinel error, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	var file string
+	if v.src != nil {
+		file = v.src.name
+		msg = v.src.scrubString(msg)
+	}
+	v.errs = append(v.errs, &Error{File: file, Line: v.src.line(path), Path: path, Msg: msg, Err: sentinel})
+}
+
+func (v *validator) required(path, what string) {
+	v.fail(path, ErrMissingKey, "required %s", what)
+}
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.fail(path, ErrInvalidValue, "invalid value %q (want %s)", val, strings.Join(allowed, ", "))
+}
+
+var pipelineName = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// Validate checks the config against the contract and returns every
+// problem joined with errors.Join (nil when there is none). Each problem is
+// an *Error naming the key path and, for a parsed config, the file and
+// line. Validate does not apply defaults; Parse and Load call SetDefaults
+// first.
+func (c *Config) Validate() error {
+	v := &validator{src: c.src}
+	if c.StateDir == "" && (c.Checkpoint == nil || c.Checkpoint.Store == StoreFile) {
+		v.required("state_dir", "(the embedded checkpoint store's directory)")
+	}
+	if cp := c.Checkpoint; cp != nil {
+		switch cp.Store {
+		case "":
+			v.required("checkpoint.store", "(file or dynamodb)")
+		case StoreFile:
+			if cp.Table != "" {
+				v.fail("checkpoint.table", ErrInvalidValue, "applies to the dynamodb store only")
+			}
+		case StoreDynamoDB:
+			if cp.Table == "" {
+				v.required("checkpoint.table", "for the dynamodb store")
+			}
+		default:
+			v.oneOf("checkpoint.store", cp.Store, StoreFile, StoreDynamoDB)
+		}
+	}
+	if c.HTTP != nil {
+		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port) {
+			v.fail("http.listen", ErrInvalidValue, "invalid address %q (want host:port such as 127.0.0.1:9464 or :9464)", c.HTTP.Listen)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		v.fail("shutdown_timeout", ErrInvalidValue, "must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.MemoryLimit <= 0 {
+		v.fail("memory_limit", ErrInvalidValue, "must be positive, got %s", c.MemoryLimit)
+	}
+	if len(c.Pipelines) == 0 {
+		v.fail("pipelines", ErrMissingKey, "at least one pipeline is required")
+	}
+	names := map[string]int{}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		pp := "pipelines[" + strconv.Itoa(i) + "]"
+		switch {
+		case p.Name == "":
+			v.required(pp+".name", "(a name matching [a-z0-9_-]+)")
+		case !pipelineName.MatchString(p.Name):
+			v.fail(pp+".name", ErrInvalidValue, "invalid name %q (want lower-case letters, digits, _ and -)", p.Name)
+		default:
+			if first, dup := names[p.Name]; dup {
+				v.fail(pp+".name", ErrInvalidValue, "duplicate pipeline name %q (also pipelines[%d])", p.Name, first)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		v.pipeline(pp, p, c.MemoryLimit)
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return errors.Join(v.errs...)
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
+	v.source(pp+".source", &p.Source)
+	cols := v.schema(pp+".schema", p.Schema)
+	v.transforms(pp+".transforms", p.Transforms, cols)
+	w := p.Window
+	if w.MaxRecords <= 0 {
+		v.fail(pp+".window.max_records", ErrInvalidValue, "must be positive, got %d", w.MaxRecords)
+	}
+	if w.MaxBytes <= 0 {
+		v.fail(pp+".window.max_bytes", ErrInvalidValue, "must be positive, got %s", w.MaxBytes)
+	} else if memoryLimit > 0 && w.MaxBytes > memoryLimit {
+		v.fail(pp+".window.max_bytes", ErrInvalidValue, "%s exceeds memory_limit %s", w.MaxBytes, memoryLimit)
+	}
+	if w.MaxAge <= 0 {
+		v.fail(pp+".window.max_age", ErrInvalidValue, "must be positive, got %s", w.MaxAge)
+	}
+	v.sink(pp+".sink", &p.Sink, cols)
+	if p.DeadLetter.Path != "" {
+		v.location(pp+".dead_letter.path", p.DeadLetter.Path)
+	}
+}
+
+// notFor reports keys set that belong to other types.
+func (v *validator) notFor(base, typ string, set map[string]bool) {
+	for _, k := range sortedKeys(set) {
+		if set[k] {
+			v.fail(base+"."+k, ErrInvalidValue, "does not apply to a %s %s", typ, base[strings.LastIndexByte(base, '.')+1:])
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	// Small maps: insertion sort keeps messages in a stable order.
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+func (v *validator) source(sp string, s *Source) {
+	foreign := map[string]bool{}
+	switch s.Type {
+	case "":
+		v.required(sp+".type", "(file, kafka, kinesis or dynamodb_streams)")
+		return
+	case SourceFile:
+		if len(s.Paths) == 0 {
+			v.required(sp+".paths", "for a file source (globs, local or s3://)")
+		}
+		for i, g := range s.Paths {
+			gp := sp + ".paths[" + strconv.Itoa(i) + "]"
+			if v.location(gp, g) {
+				if _, err := path.Match(g, ""); err != nil {
+					v.fail(gp, ErrInvalidValue, "invalid glob %q: %v", g, err)
+				}
+			}
+		}
+		foreign["brokers"], foreign["topics"], foreign["group"] = len(s.Brokers) > 0, len(s.Topics) > 0, s.Group != ""
+		foreign["start"], foreign["stream"], foreign["table"] = s.Start != "", s.Stream != "", s.Table != ""
+	case SourceKafka:
+		if len(s.Brokers) == 0 {
+			v.required(sp+".brokers", "for a kafka source (host:port list)")
+		}
+		for i, b := range s.Brokers {
+			if _, port, err := net.SplitHostPort(b); err != nil || port == "" || !validPort(port) {
+				v.fail(sp+".brokers["+strconv.Itoa(i)+"]", ErrInvalidValue, "invalid broker %q (want host:port)", b)
+			}
+		}
+		if len(s.Topics) == 0 {
+			v.required(sp+".topics", "for a kafka source")
+		}
+		for i, t := range s.Topics {
+			if t == "" {
+				v.required(sp+".topics["+strconv.Itoa(i)+"]", "topic name")
+			}
+		}
+		if s.Group == "" {
+			v.required(sp+".group", "for a kafka source (the consumer group)")
+		}
+		v.oneOf(sp+".start", s.Start, "earliest", "latest")
+		foreign["paths"], foreign["stream"], foreign["table"] = len(s.Paths) > 0, s.Stream != "", s.Table != ""
+	case SourceKinesis:
+		if s.Stream == "" {
+			v.required(sp+".stream", "for a kinesis source")
+		}
+		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
+		foreign["paths"], foreign["brokers"], foreign["topics"] = len(s.Paths) > 0, len(s.Brokers) > 0, len(s.Topics) > 0
+		foreign["group"], foreign["table"] = s.Group != "", s.Table != ""
+	case SourceDynamoDBStreams:
+		if s.Table == "" {
+			v.required(sp+".table", "for a dynamodb_streams source")
+		}
+		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
+		foreign["paths"], foreign["brokers"], foreign["topics"] = len(s.Paths) > 0, len(s.Brokers) > 0, len(s.Topics) > 0
+		foreign["group"], foreign["stream"], foreign["format"] = s.Group != "", s.Stream != "", s.Format != ""
+	default:
+		v.oneOf(sp+".type", s.Type, SourceFile, SourceKafka, SourceKinesis, SourceDynamoDBStreams)
+		return
+	}
+	v.notFor(sp, s.Type, foreign)
+	if s.Format != "" {
+		v.oneOf(sp+".format", s.Format, "jsonl", "csv")
+	}
+	if s.MaxRecordSize <= 0 {
+		v.fail(sp+".max_record_size", ErrInvalidValue, "must be positive, got %s", s.MaxRecordSize)
+	}
+}
+
+// location checks a local path or s3://bucket/prefix; it reports whether
+// the value was acceptable.
+func (v *validator) location(p, loc string) bool {
+	if loc == "" {
+		v.required(p, "path (a local path or s3://bucket/prefix)")
+		return false
+	}
+	scheme, rest, ok := strings.Cut(loc, "://")
+	if !ok {
+		return true
+	}
+	if strings.ToLower(scheme) != "s3" {
+		v.fail(p, ErrInvalidValue, "unsupported scheme %q in %q (want a local path or s3://bucket/prefix)", scheme, loc)
+		return false
+	}
+	bucket, _, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		v.fail(p, ErrInvalidValue, "no bucket in %q (want s3://bucket/prefix)", loc)
+		return false
+	}
+	return true
+}
+
+// schema checks the columns and returns their names (nil when the schema
+// is to be inferred).
+func (v *validator) schema(sp string, cols []Column) map[string]bool {
+	if len(cols) == 0 {
+		return nil
+	}
+	names := make(map[string]bool, len(cols))
+	first := map[string]int{}
+	for i, c := range cols {
+		cp := sp + "[" + strconv.Itoa(i) + "]"
+		if c.Name == "" {
+			v.required(cp+".name", "column name")
+		} else if j, dup := first[c.Name]; dup {
+			v.fail(cp+".name", ErrInvalidValue, "duplicate column %q (also %s[%d])", c.Name, sp, j)
+		} else {
+			first[c.Name] = i
+			names[c.Name] = true
+		}
+		if c.Type == "" {
+			v.required(cp+".type", fmt.Sprintf("type of column %q", c.Name))
+		} else if _, err := streamd.ParseType(c.Type); err != nil {
+			v.fail(cp+".type", ErrInvalidValue, "column %q: %v", c.Name, err)
+		}
+		if c.Expr != "" && c.From != "" {
+			v.fail(cp+".from", ErrInvalidValue, "column %q has both expr and from; a computed column reads no input field", c.Name)
+		}
+	}
+	return names
+}
+
+func (v *validator) columns(p string, list []string, cols map[string]bool, what string) {
+	seen := map[string]bool{}
+	for i, name := range list {
+		ip := p + "[" + strconv.Itoa(i) + "]"
+		switch {
+		case name == "":
+			v.required(ip, "column name")
+		case seen[name]:
+			v.fail(ip, ErrInvalidValue, "column %q listed twice", name)
+		case cols != nil && !cols[name]:
+			v.fail(ip, ErrInvalidValue, "%s column %q is not in the schema", what, name)
+		}
+		seen[name] = true
+	}
+}
+
+func (v *validator) transforms(tp string, ts []Transform, cols map[string]bool) {
+	for i, t := range ts {
+		ip := tp + "[" + strconv.Itoa(i) + "]"
+		var set []string
+		if t.Filter != "" {
+			set = append(set, "filter")
+		}
+		if t.Dedup != nil {
+			set = append(set, "dedup")
+		}
+		if t.Quality != nil {
+			set = append(set, "quality")
+		}
+		if len(set) != 1 {
+			got := "none"
+			if len(set) > 0 {
+				got = strings.Join(set, ", ")
+			}
+			v.fail(ip, ErrInvalidValue, "a transform needs exactly one key of filter, dedup, quality (got %s)", got)
+			continue
+		}
+		if d := t.Dedup; d != nil {
+			if len(d.Keys) == 0 {
+				v.required(ip+".dedup.keys", "for dedup")
+			}
+			v.columns(ip+".dedup.keys", d.Keys, cols, "dedup key")
+			if d.TTL <= 0 {
+				v.fail(ip+".dedup.ttl", ErrInvalidValue, "must be positive, got %s", d.TTL)
+			}
+		}
+		if q := t.Quality; q != nil {
+			if len(q.Rules) == 0 {
+				v.required(ip+".quality.rules", "for quality")
+			}
+			for j, r := range q.Rules {
+				if strings.TrimSpace(r) == "" {
+					v.required(ip+".quality.rules["+strconv.Itoa(j)+"]", "rule")
+				}
+			}
+			v.oneOf(ip+".quality.action", q.Action, "dead_letter", "drop", "warn")
+		}
+	}
+}
+
+func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
+	foreign := map[string]bool{}
+	parquetSet := func() {
+		foreign["path"], foreign["partition_by"] = s.Path != "", len(s.PartitionBy) > 0
+		foreign["compression"], foreign["row_group_size"] = s.Compression != "", s.RowGroupSize != 0
+	}
+	switch s.Type {
+	case "":
+		v.required(sp+".type", "(parquet, dynamodb or opensearch)")
+		return
+	case SinkParquet:
+		if s.Path == "" {
+			v.required(sp+".path", "for a parquet sink (./dir or s3://bucket/prefix)")
+		} else {
+			v.location(sp+".path", s.Path)
+		}
+		v.columns(sp+".partition_by", s.PartitionBy, cols, "partition")
+		if s.Compression != "" {
+			v.oneOf(sp+".compression", s.Compression, "snappy", "zstd", "none")
+		}
+		if s.RowGroupSize < 0 {
+			v.fail(sp+".row_group_size", ErrInvalidValue, "must not be negative, got %d", s.RowGroupSize)
+		}
+		foreign["table"], foreign["key"] = s.Table != "", len(s.Key) > 0
+		foreign["url"], foreign["index"], foreign["id"] = s.URL != "", s.Index != "", len(s.ID) > 0
+		foreign["username"], foreign["password"] = s.Username != "", s.Password != ""
+	case SinkDynamoDB:
+		if s.Table == "" {
+			v.required(sp+".table", "for a dynamodb sink")
+		}
+		switch {
+		case len(s.Key) == 0:
+			v.required(sp+".key", "for a dynamodb sink (partition key column, optional sort key column)")
+		case len(s.Key) > 2:
+			v.fail(sp+".key", ErrInvalidValue, "at most two columns (partition key, sort key), got %d", len(s.Key))
+		}
+		v.columns(sp+".key", s.Key, cols, "key")
+		parquetSet()
+		foreign["url"], foreign["index"], foreign["id"] = s.URL != "", s.Index != "", len(s.ID) > 0
+		foreign["username"], foreign["password"] = s.Username != "", s.Password != ""
+	case SinkOpenSearch:
+		if s.URL == "" {
+			v.required(sp+".url", "for an opensearch sink (http://host:9200)")
+		} else if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.fail(sp+".url", ErrInvalidValue, "invalid URL %q (want http(s)://host:port)", redactURL(s.URL))
+		}
+		switch {
+		case s.Index == "":
+			v.required(sp+".index", "for an opensearch sink")
+		case strings.ToLower(s.Index) != s.Index:
+			v.fail(sp+".index", ErrInvalidValue, "index %q must be lower case", s.Index)
+		}
+		v.columns(sp+".id", s.ID, cols, "id")
+		if s.Password != "" && s.Username == "" {
+			v.required(sp+".username", "when a password is set")
+		}
+		parquetSet()
+		foreign["table"], foreign["key"] = s.Table != "", len(s.Key) > 0
+	default:
+		v.oneOf(sp+".type", s.Type, SinkParquet, SinkDynamoDB, SinkOpenSearch)
+		return
+	}
+	v.notFor(sp, s.Type, foreign)
+}
