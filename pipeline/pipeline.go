@@ -1,0 +1,472 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/checkpoint"
+	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/sink"
+	"github.com/streamd/streamd/window"
+)
+
+// Processor turns a lane's raw records into a batch: decode, cast, computed
+// columns and stateless operators. transform.Program implements it. Process
+// is called concurrently from several goroutines.
+type Processor interface {
+	Process(lane string, header []byte, recs []streamd.Record) *streamd.Batch
+	Schema() *streamd.Schema
+}
+
+// Config wires one pipeline.
+type Config struct {
+	// Name is the pipeline's name; it prefixes output names and checkpoints.
+	Name      string
+	Source    ingest.Source
+	Processor Processor
+	// Sink receives the batch's rows; DeadLetter its dead letters. Both
+	// must acknowledge before the lane is committed.
+	Sink       sink.Sink
+	DeadLetter sink.Sink
+	Store      checkpoint.Store
+	Window     window.Policy
+	// Workers is the number of decode goroutines (default GOMAXPROCS).
+	Workers int
+	// DrainTimeout bounds how long Run keeps flushing after ctx is done
+	// (default 25s). What is not committed by then is abandoned and redone on
+	// the next start.
+	DrainTimeout time.Duration
+	// FlushAttempts is how often a batch's intent → write → commit is tried
+	// before the pipeline fails (default 6), with exponential backoff and
+	// jitter from RetryBackoff (default 250ms) doubling up to 10s.
+	FlushAttempts int
+	RetryBackoff  time.Duration
+	Logger        *slog.Logger
+	// Observer, when set, is told of every committed batch (metrics).
+	Observer Observer
+}
+
+// Observer is told about the pipeline's progress. Calls come from many
+// goroutines and must not block.
+type Observer interface {
+	// Flushed is called after a batch was committed.
+	Flushed(pipeline string, reason window.Reason, b *streamd.Batch, took time.Duration)
+	// FlushFailed is called after a failed attempt at a batch.
+	FlushFailed(pipeline, lane string, err error)
+}
+
+// ErrDrainTimeout is returned by Run when the drain deadline passed before
+// everything read was committed.
+var ErrDrainTimeout = errors.New("drain deadline passed with uncommitted batches (they are redone on the next start)")
+
+// Stats are the pipeline's running totals. Read reconciles as
+// Read == Written + Filtered + Deduplicated + DeadLettered for committed
+// batches; InFlight counts records read but not yet committed.
+type Stats struct {
+	Read, Written, Filtered, Deduplicated, DeadLettered int64
+	Batches, LanesEnded                                int64
+	Bytes                                              int64
+}
+
+// Pipeline runs one configured pipeline.
+type Pipeline struct {
+	cfg Config
+	log *slog.Logger
+
+	read, written, filtered, dedup, dead atomic.Int64
+	batches, lanesEnded, bytes           atomic.Int64
+}
+
+// New validates cfg. It does no I/O.
+func New(cfg Config) (*Pipeline, error) {
+	switch {
+	case cfg.Name == "":
+		return nil, errors.New("new pipeline: no name")
+	case cfg.Source == nil, cfg.Processor == nil, cfg.Sink == nil, cfg.Store == nil:
+		return nil, fmt.Errorf("new pipeline %q: source, processor, sink and store are required", cfg.Name)
+	}
+	if err := cfg.Window.Validate(); err != nil {
+		return nil, fmt.Errorf("new pipeline %q: %w", cfg.Name, err)
+	}
+	cfg.Window = cfg.Window.WithDefaults()
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 25 * time.Second
+	}
+	if cfg.FlushAttempts <= 0 {
+		cfg.FlushAttempts = 6
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 250 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pipeline{cfg: cfg, log: log.With(slog.String("pipeline", cfg.Name))}, nil
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.cfg.Name }
+
+// Stats returns a snapshot of the running totals.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Read: p.read.Load(), Written: p.written.Load(), Filtered: p.filtered.Load(),
+		Deduplicated: p.dedup.Load(), DeadLettered: p.dead.Load(),
+		Batches: p.batches.Load(), LanesEnded: p.lanesEnded.Load(), Bytes: p.bytes.Load(),
+	}
+}
+
+// job is one segment of a lane to decode.
+type job struct {
+	lane   string
+	header []byte
+	recs   []streamd.Record
+	res    chan *streamd.Batch // buffered 1
+}
+
+// segment is what a lane's splitter hands its assembler, in order: a
+// decoded batch to come (res), and/or the reason the open batch closes
+// after it.
+type segment struct {
+	res   chan *streamd.Batch
+	close window.Reason
+	end   bool // the lane ended
+}
+
+// Run runs the pipeline until ctx is done (then drains: flushes open
+// batches and commits them within DrainTimeout) or, for a finite source,
+// until everything read is committed. It returns nil on a clean stop.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// readCtx stops the source: on ctx done, or on a fatal error.
+	readCtx, stopReading := context.WithCancelCause(ctx)
+	defer stopReading(nil)
+	// flushCtx outlives ctx by DrainTimeout so open batches can be committed.
+	flushCtx, abandon := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abandon(nil)
+	finished := make(chan struct{})
+	var watchers sync.WaitGroup
+	watchers.Add(1)
+	go func() {
+		defer watchers.Done()
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(p.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-finished:
+		case <-t.C:
+			abandon(ErrDrainTimeout)
+		}
+	}()
+	defer func() { close(finished); watchers.Wait() }()
+
+	var fatalOnce sync.Once
+	var fatalErr error
+	fail := func(err error) {
+		fatalOnce.Do(func() {
+			fatalErr = err
+			stopReading(err)
+		})
+	}
+
+	jobs := make(chan job)
+	var workers sync.WaitGroup
+	for i := 0; i < p.cfg.Workers; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				j.res <- p.cfg.Processor.Process(j.lane, j.header, j.recs)
+			}
+		}()
+	}
+
+	chunks := make(chan ingest.Chunk, 2)
+	srcErr := make(chan error, 1)
+	go func() {
+		err := p.cfg.Source.Run(readCtx, resumer{p}, chunks)
+		close(chunks)
+		srcErr <- err
+	}()
+
+	lanes := map[string]*laneRun{}
+	var lanesWG sync.WaitGroup
+	for c := range chunks {
+		l := lanes[c.Lane]
+		if l == nil {
+			st, err := p.cfg.Store.Load(flushCtx, p.cfg.Name, c.Lane)
+			if err != nil {
+				fail(fmt.Errorf("load lane %q: %w", c.Lane, err))
+				continue // keep draining the source until it stops
+			}
+			l = p.startLane(flushCtx, c.Lane, st, jobs, fail, &lanesWG)
+			lanes[c.Lane] = l
+		}
+		l.in <- c
+	}
+	for _, l := range lanes {
+		close(l.in)
+	}
+	lanesWG.Wait()
+	close(jobs)
+	workers.Wait()
+
+	if err := <-srcErr; err != nil && !errors.Is(err, context.Canceled) {
+		fail(fmt.Errorf("run source: %w", err))
+	}
+	if fatalErr != nil {
+		return fmt.Errorf("pipeline %q: %w", p.cfg.Name, fatalErr)
+	}
+	if cause := context.Cause(flushCtx); cause != nil {
+		return fmt.Errorf("pipeline %q: %w", p.cfg.Name, cause)
+	}
+	return nil
+}
+
+// resumer answers the source from the checkpoint store.
+type resumer struct{ p *Pipeline }
+
+func (r resumer) Resume(ctx context.Context, lane string) (streamd.Position, bool, error) {
+	st, err := r.p.cfg.Store.Load(ctx, r.p.cfg.Name, lane)
+	if err != nil {
+		return streamd.Position{}, false, fmt.Errorf("resume lane %q: %w", lane, err)
+	}
+	return st.Committed, st.HasCommit, nil
+}
+
+// laneRun is the state of one lane's three goroutines.
+type laneRun struct {
+	name string
+	in   chan ingest.Chunk
+}
+
+func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.State, jobs chan<- job, fail func(error), wg *sync.WaitGroup) *laneRun {
+	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1)}
+	segs := make(chan segment, 2*p.cfg.Workers+2)
+	type flush struct {
+		b      *streamd.Batch
+		reason window.Reason
+	}
+	flushes := make(chan flush, 1)
+	wg.Add(3)
+
+	// Splitter: cuts records into segments at window boundaries.
+	go func() {
+		defer wg.Done()
+		defer close(segs)
+		p.split(l, st.Intent, jobs, segs)
+	}()
+
+	// Assembler: joins decoded segments, in order, into the open batch.
+	go func() {
+		defer wg.Done()
+		defer close(flushes)
+		var open *streamd.Batch
+		for s := range segs {
+			if s.res != nil {
+				b := <-s.res
+				if open == nil {
+					open = b
+				} else {
+					open.Append(b)
+				}
+			}
+			if s.close != "" && open != nil && open.Read > 0 {
+				flushes <- flush{b: open, reason: s.close}
+				open = nil
+			}
+			if s.end {
+				p.lanesEnded.Add(1)
+			}
+		}
+	}()
+
+	// Flusher: intent → write → commit, one batch at a time.
+	go func() {
+		defer wg.Done()
+		failed := false
+		for f := range flushes {
+			if failed {
+				continue // drain so the lane's other goroutines can finish
+			}
+			if err := p.flush(ctx, name, f.b, f.reason); err != nil {
+				failed = true
+				fail(err)
+			}
+		}
+	}()
+	return l
+}
+
+// split reads the lane's chunks and emits decode jobs and window closes.
+func (p *Pipeline) split(l *laneRun, redo *streamd.Intent, jobs chan<- job, segs chan<- segment) {
+	w := window.NewOpen(p.cfg.Window)
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+	}
+	defer stopTimer()
+	closeWindow := func(r window.Reason) {
+		segs <- segment{close: r}
+		w.Reset()
+		stopTimer()
+	}
+	for {
+		select {
+		case c, ok := <-l.in:
+			if !ok {
+				if !w.Empty() {
+					closeWindow(window.ReasonShutdown)
+				}
+				return
+			}
+			recs := c.Records
+			for len(recs) > 0 {
+				now := time.Now()
+				n, reason := 0, window.Reason("")
+				for n < len(recs) {
+					r, full := w.Add(len(recs[n].Data), now)
+					n++
+					if redo != nil {
+						if cmp := recs[n-1].Pos.Compare(redo.To); cmp >= 0 {
+							if cmp > 0 {
+								p.log.Error("redo range ends at a position the source did not deliver; the batch closes at the next record",
+									slog.String("lane", l.name), slog.String("intent_to", redo.To.String()), slog.String("position", recs[n-1].Pos.String()))
+							}
+							redo, reason = nil, window.ReasonRedo
+							break
+						}
+						continue // a redo batch closes only at the intent's end
+					}
+					if full {
+						reason = r
+						break
+					}
+				}
+				j := job{lane: l.name, header: c.Header, recs: recs[:n], res: make(chan *streamd.Batch, 1)}
+				jobs <- j
+				segs <- segment{res: j.res}
+				recs = recs[n:]
+				if reason != "" {
+					closeWindow(reason)
+				} else if timer == nil {
+					if d, ok := w.Deadline(); ok && redo == nil {
+						timer = time.NewTimer(time.Until(d))
+						timerC = timer.C
+					}
+				}
+			}
+			if c.End {
+				segs <- segment{close: window.ReasonEnd, end: true}
+				w.Reset()
+				stopTimer()
+			}
+		case <-timerC:
+			timer, timerC = nil, nil
+			if !w.Empty() {
+				closeWindow(window.ReasonAge)
+			}
+		}
+	}
+}
+
+// flush carries out intent → write → commit for one batch, retrying with
+// backoff.
+func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, reason window.Reason) error {
+	in := streamd.Intent{Pipeline: p.cfg.Name, Lane: lane, From: b.From, To: b.To}
+	if !b.Accounted() {
+		return fmt.Errorf("flush lane %q [%s, %s]: batch does not reconcile: read %d != rows %d + filtered %d + deduplicated %d + dead %d",
+			lane, in.From, in.To, b.Read, b.Len(), b.Filtered, b.Deduplicated, len(b.Dead))
+	}
+	start := time.Now()
+	backoff := p.cfg.RetryBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = p.flushOnce(ctx, in, b); err == nil {
+			break
+		}
+		if p.cfg.Observer != nil {
+			p.cfg.Observer.FlushFailed(p.cfg.Name, lane, err)
+		}
+		if ctx.Err() != nil || attempt >= p.cfg.FlushAttempts || errors.Is(err, checkpoint.ErrFenced) {
+			return fmt.Errorf("flush lane %q [%s, %s] after %d attempts: %w", lane, in.From, in.To, attempt, err)
+		}
+		p.log.Warn("flush failed; retrying", slog.String("lane", lane), slog.Int("attempt", attempt),
+			slog.Duration("backoff", backoff), slog.String("error", err.Error()))
+		if !sleep(ctx, jitter(backoff)) {
+			return fmt.Errorf("flush lane %q [%s, %s]: %w", lane, in.From, in.To, context.Cause(ctx))
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	if c, ok := p.cfg.Source.(ingest.Committer); ok {
+		c.Committed(ctx, lane, in.To)
+	}
+	p.read.Add(int64(b.Read))
+	p.written.Add(int64(b.Len()))
+	p.filtered.Add(int64(b.Filtered))
+	p.dedup.Add(int64(b.Deduplicated))
+	p.dead.Add(int64(len(b.Dead)))
+	p.bytes.Add(int64(b.Bytes))
+	p.batches.Add(1)
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.Flushed(p.cfg.Name, reason, b, time.Since(start))
+	}
+	p.log.Debug("batch committed", slog.String("lane", lane), slog.String("from", in.From.String()),
+		slog.String("to", in.To.String()), slog.Int("rows", b.Len()), slog.Int("dead", len(b.Dead)), slog.String("reason", string(reason)))
+	return nil
+}
+
+func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
+	if err := p.cfg.Store.PutIntent(ctx, in); err != nil {
+		return err
+	}
+	// The sink may move rows it rejects for good into b.Dead, so the dead
+	// letter is written after it. A retried attempt starts from the batch as
+	// the sink left it; sinks keep that idempotent.
+	if err := p.cfg.Sink.Write(ctx, in, b); err != nil {
+		return fmt.Errorf("write sink: %w", err)
+	}
+	if p.cfg.DeadLetter != nil {
+		if err := p.cfg.DeadLetter.Write(ctx, in, b); err != nil {
+			return fmt.Errorf("write dead letter: %w", err)
+		}
+	}
+	if err := p.cfg.Store.Commit(ctx, in, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter returns a duration in [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand64()%uint64(d/2+1))
+}
