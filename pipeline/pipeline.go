@@ -71,8 +71,8 @@ var ErrDrainTimeout = errors.New("drain deadline passed with uncommitted batches
 // batches; InFlight counts records read but not yet committed.
 type Stats struct {
 	Read, Written, Filtered, Deduplicated, DeadLettered int64
-	Batches, LanesEnded                                int64
-	Bytes                                              int64
+	Batches, LanesEnded                                 int64
+	Bytes                                               int64
 }
 
 // Pipeline runs one configured pipeline.

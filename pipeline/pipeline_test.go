@@ -126,8 +126,8 @@ func nums(n int) []string {
 
 func TestRunFiniteSourceCommitsEverything(t *testing.T) {
 	data := nums(1000)
-	data[17] = "x17"  // dead letter
-	data[500] = "-5"  // filtered
+	data[17] = "x17" // dead letter
+	data[500] = "-5" // filtered
 	src := &sliceSource{lanes: map[string][]string{"a": data, "b": nums(333)}, chunk: 64}
 	sink, dl := &memSink{}, &memSink{}
 	store := checkpoint.NewFileStore(t.TempDir())
