@@ -65,13 +65,13 @@ func Parse(data []byte, name string, env func(string) (string, bool)) (*Config, 
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: name, Msg: "the config is empty; it needs at least one pipeline", Err: ErrMissingKey}
 		}
-		return nil, &Error{File: name, Line: syntaxLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: ErrSyntax}
+		return nil, syntaxError(name, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: name, Line: extra.Line, Msg: "the file holds more than one YAML document; put everything in one", Err: ErrSyntax}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Line: syntaxLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: ErrSyntax}
+		return nil, syntaxError(name, err)
 	}
 	cfg := &Config{}
 	doc := &root
@@ -93,8 +93,18 @@ func Parse(data []byte, name string, env func(string) (string, bool)) (*Config, 
 	return cfg, nil
 }
 
+// syntaxError turns a yaml.v3 parse error into an *Error with its line.
+func syntaxError(name string, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := syntaxLine(err)
+	if line > 0 {
+		msg = strings.TrimPrefix(msg, "line "+strconv.Itoa(line)+": ")
+	}
+	return &Error{File: name, Line: line, Msg: "invalid YAML: " + msg, Err: ErrSyntax}
+}
+
 // syntaxLine digs the line out of a yaml.v3 syntax error ("yaml: line 3: ...").
-func syntaxLine(err error) int {
+func syntaxLine(err error) (line int) {
 	s := err.Error()
 	if _, rest, ok := strings.Cut(s, "line "); ok {
 		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })

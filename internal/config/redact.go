@@ -32,16 +32,23 @@ func (c *Config) Redacted() *Config {
 	return &out
 }
 
-// String renders the redacted config as YAML, defaults included.
+// String renders the redacted config as YAML, defaults included. It is
+// meant for display ("streamd validate" prints it): values are shown after
+// ${ENV} expansion, so a literal $ in a value is not escaped again.
 func (c *Config) String() string {
 	if c == nil {
 		return "<nil>"
 	}
-	b, err := yaml.Marshal(c.Redacted())
-	if err != nil {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c.Redacted()); err != nil {
 		return "config: " + err.Error()
 	}
-	return string(b)
+	if err := enc.Close(); err != nil {
+		return "config: " + err.Error()
+	}
+	return b.String()
 }
 
 func yamlKey(f reflect.StructField) string {
