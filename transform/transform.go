@@ -1,0 +1,320 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/streamd/streamd"
+)
+
+// ColumnSpec declares one output column.
+type ColumnSpec struct {
+	// Name is the output column name.
+	Name string
+	// Type is the column's logical type; input values are cast to it.
+	Type streamd.Type
+	// Expr, when set, computes the column from the row's other columns
+	// (an expr-lang expression) instead of reading it from the input.
+	Expr string
+	// From names the input field when it differs from Name; "a.b"
+	// addresses field b of the nested object a (JSON only).
+	From string
+}
+
+// Spec declares a decode + cast + compute + filter program.
+type Spec struct {
+	// Format is the input format: "jsonl" (one JSON object per record) or
+	// "csv" (one CSV line per record, with a header line per lane).
+	Format string
+	// Columns are the output columns in order.
+	Columns []ColumnSpec
+	// Filters are boolean expressions applied in order after decoding,
+	// casting and computing; a row is kept only if all are true.
+	Filters []string
+}
+
+// ErrSpec is wrapped by Compile for an invalid spec.
+var ErrSpec = errors.New("invalid transform spec")
+
+// colInfo is the compiled form of one column.
+type colInfo struct {
+	name string
+	typ  streamd.Type
+	expr *compiledExpr // nil for an input column
+}
+
+// Program is a compiled Spec. It is immutable and safe for concurrent use.
+type Program struct {
+	csv      bool
+	schema   *streamd.Schema
+	cols     []colInfo
+	root     map[string]*fieldNode // JSON field tree
+	csvNames map[string][]int      // CSV header name → columns
+	computed []int                 // computed columns in order
+	filters  []*compiledExpr
+	eventCol int // timestamp column named event_time, or -1
+	workers  sync.Pool
+}
+
+// Compile checks a spec and compiles it into a Program. Errors name the
+// offending column or expression and wrap ErrSpec.
+func Compile(spec Spec) (*Program, error) {
+	p := &Program{eventCol: -1, root: map[string]*fieldNode{}, csvNames: map[string][]int{}}
+	switch strings.ToLower(spec.Format) {
+	case "jsonl", "json", "ndjson", "":
+	case "csv":
+		p.csv = true
+	default:
+		return nil, fmt.Errorf("compile transform: format %q (want jsonl or csv): %w", spec.Format, ErrSpec)
+	}
+	if len(spec.Columns) == 0 {
+		return nil, fmt.Errorf("compile transform: no columns: %w", ErrSpec)
+	}
+	fields := make([]streamd.Field, len(spec.Columns))
+	for i, c := range spec.Columns {
+		fields[i] = streamd.Field{Name: c.Name, Type: c.Type}
+		if c.Type.Kind == streamd.KindDecimal && (c.Type.Precision < 1 || c.Type.Precision > streamd.MaxDecimalPrecision || c.Type.Scale > c.Type.Precision) {
+			return nil, fmt.Errorf("compile transform: column %q: invalid type %v: %w", c.Name, c.Type, ErrSpec)
+		}
+	}
+	schema, err := streamd.NewSchema(fields...)
+	if err != nil {
+		return nil, fmt.Errorf("compile transform: %v: %w", err, ErrSpec)
+	}
+	p.schema = schema
+	p.cols = make([]colInfo, len(spec.Columns))
+	for i, c := range spec.Columns {
+		p.cols[i] = colInfo{name: c.Name, typ: c.Type}
+		if c.Name == "event_time" && c.Type.Kind == streamd.KindTimestamp {
+			p.eventCol = i
+		}
+		if c.Expr != "" {
+			if c.From != "" {
+				return nil, fmt.Errorf("compile transform: column %q: has both expr and from: %w", c.Name, ErrSpec)
+			}
+			continue
+		}
+		from := c.From
+		if from == "" {
+			from = c.Name
+		}
+		if p.csv {
+			p.csvNames[from] = append(p.csvNames[from], i)
+			continue
+		}
+		node := p.root
+		parts := strings.Split(from, ".")
+		for k, part := range parts {
+			if part == "" {
+				return nil, fmt.Errorf("compile transform: column %q: bad field path %q: %w", c.Name, from, ErrSpec)
+			}
+			f := node[part]
+			if f == nil {
+				f = &fieldNode{}
+				node[part] = f
+			}
+			if k == len(parts)-1 {
+				f.cols = append(f.cols, i)
+				break
+			}
+			if f.sub == nil {
+				f.sub = map[string]*fieldNode{}
+			}
+			node = f.sub
+		}
+	}
+	for i, c := range spec.Columns {
+		if c.Expr != "" {
+			p.cols[i].expr = &compiledExpr{} // pending: marks the column computed
+		}
+	}
+	for i, c := range spec.Columns {
+		if c.Expr == "" {
+			continue
+		}
+		ce, err := p.compileExpr(c.Expr, i, fmt.Sprintf("column %q", c.Name))
+		if err != nil {
+			return nil, fmt.Errorf("compile transform: column %q: expression %q: %w", c.Name, c.Expr, err)
+		}
+		p.cols[i].expr = ce
+		p.computed = append(p.computed, i)
+	}
+	for _, f := range spec.Filters {
+		ce, err := p.compileExpr(f, -1, fmt.Sprintf("filter %q", f))
+		if err != nil {
+			return nil, fmt.Errorf("compile transform: filter %q: %w", f, err)
+		}
+		p.filters = append(p.filters, ce)
+	}
+	p.workers.New = func() any {
+		return &worker{sc: jsonScanner{toks: make([]token, len(p.cols))}}
+	}
+	return p, nil
+}
+
+// Schema returns the output schema: the spec's columns in order.
+func (p *Program) Schema() *streamd.Schema { return p.schema }
+
+// worker holds the scratch state of one Process call.
+type worker struct {
+	sc     jsonScanner
+	esc    []byte
+	csvBuf []byte
+	fields []token
+	rowRec []int32  // record index of each row
+	rowErr []string // per row: why it is dead-lettered, "" if not
+	keep   []bool
+	slow   []bool
+	null   []bool
+	tmp    []byte
+	arena  arena
+	vm     vm.VM
+	env    map[string]any
+}
+
+// Process decodes recs — consecutive records of one lane — into a new
+// batch: it casts every value to its column's type, computes the computed
+// columns, applies the filters and dead-letters what fails, so that
+// b.Accounted() holds. header is the lane's CSV header line (ignored for
+// JSON). Process is safe for concurrent use.
+func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *streamd.Batch {
+	b := streamd.NewBatch(p.schema, lane)
+	p.reserve(b, recs)
+	w := p.workers.Get().(*worker)
+	defer p.workers.Put(w)
+	w.rowRec = w.rowRec[:0]
+
+	var h csvHeader
+	if p.csv {
+		h = p.parseHeader(w, header)
+	}
+	for ri := range recs {
+		rec := &recs[ri]
+		b.NoteRead(rec.Pos, len(rec.Data))
+		if rec.Err != "" {
+			b.AddDead(rec.Pos, rec.Err, rec.Data)
+			continue
+		}
+		var msg string
+		if p.csv {
+			msg = p.decodeCSV(w, b, &h, rec.Data)
+		} else {
+			msg = p.decodeJSON(w, b, rec.Data)
+		}
+		if msg != "" {
+			b.AddDead(rec.Pos, msg, rec.Data)
+			continue
+		}
+		b.AddRowMeta(rec.Pos, rec.Time)
+		w.rowRec = append(w.rowRec, int32(ri))
+	}
+	if len(p.computed) > 0 || len(p.filters) > 0 {
+		p.evalRows(w, b, recs)
+	}
+	if p.eventCol >= 0 {
+		c := &b.Cols[p.eventCol]
+		for i, ok := range c.Valid {
+			if ok {
+				b.EventTime[i] = c.Int64[i]
+			}
+		}
+	}
+	return b
+}
+
+// reserve sizes the batch's vectors for recs so that decoding appends
+// without growing them.
+func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
+	n := len(recs)
+	total := 0
+	for i := range recs {
+		total += len(recs[i].Data)
+	}
+	nBytes := 0
+	for i := range b.Cols {
+		if streamd.StorageOf(b.Cols[i].Type) == streamd.StoreBytes && p.cols[i].expr == nil {
+			nBytes++
+		}
+	}
+	for i := range b.Cols {
+		c := &b.Cols[i]
+		c.Valid = make([]bool, 0, n)
+		switch streamd.StorageOf(c.Type) {
+		case streamd.StoreInt32:
+			c.Int32 = make([]int32, 0, n)
+		case streamd.StoreInt64:
+			c.Int64 = make([]int64, 0, n)
+		case streamd.StoreFloat64:
+			c.Float64 = make([]float64, 0, n)
+		case streamd.StoreBool:
+			c.Bool = make([]bool, 0, n)
+		case streamd.StoreBytes:
+			c.Bytes.Offs = make([]int, 0, n+1)
+			size := 16 * n
+			if c.Type.Kind != streamd.KindDecimal && nBytes > 0 {
+				size = total/(2*nBytes) + 16
+			}
+			c.Bytes.Data = make([]byte, 0, size)
+		}
+	}
+	b.Pos = make([]streamd.Position, 0, n)
+	b.EventTime = make([]int64, 0, n)
+}
+
+// decodeJSON decodes one JSON line into a new row of b.
+func (p *Program) decodeJSON(w *worker, b *streamd.Batch, line []byte) string {
+	clear(w.sc.toks)
+	w.sc.data = line
+	ok := w.sc.scanRecord(p.root)
+	w.sc.data = nil
+	if !ok {
+		return w.sc.err
+	}
+	return p.appendRow(w, b, line, false)
+}
+
+// appendRow casts the tokens in w.sc.toks into a new row of b; on failure
+// it removes the partial row and returns why.
+func (p *Program) appendRow(w *worker, b *streamd.Batch, data []byte, csv bool) string {
+	for ci := range b.Cols {
+		c := &b.Cols[ci]
+		if p.cols[ci].expr != nil {
+			c.AppendNull()
+			continue
+		}
+		if msg := w.cast(c, w.sc.toks[ci], data, csv); msg != "" {
+			n := b.Len()
+			for k := 0; k < ci; k++ {
+				truncateColumn(&b.Cols[k], n)
+			}
+			return "column " + quote(p.cols[ci].name) + ": " + msg
+		}
+	}
+	return ""
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// truncateColumn cuts c back to n rows.
+func truncateColumn(c *streamd.Column, n int) {
+	c.Valid = c.Valid[:n]
+	switch streamd.StorageOf(c.Type) {
+	case streamd.StoreInt32:
+		c.Int32 = c.Int32[:n]
+	case streamd.StoreInt64:
+		c.Int64 = c.Int64[:n]
+	case streamd.StoreFloat64:
+		c.Float64 = c.Float64[:n]
+	case streamd.StoreBool:
+		c.Bool = c.Bool[:n]
+	case streamd.StoreBytes:
+		if len(c.Bytes.Offs) > n+1 {
+			c.Bytes.Offs = c.Bytes.Offs[:n+1]
+			c.Bytes.Data = c.Bytes.Data[:c.Bytes.Offs[n]]
+		}
+	}
+}
