@@ -55,7 +55,7 @@ func ParseCompression(s string) (Compression, error) {
 func (c Compression) codec() (pq.WriterOption, error) {
 	switch c {
 	case Snappy:
-		return pq.Compression(&pq.Snappy), nil
+		return pq.Compression(&fastSnappy{}), nil
 	case Zstd:
 		return pq.Compression(&pq.Zstd), nil
 	case None:
@@ -103,11 +103,15 @@ var ErrBadValue = errors.New("bad value")
 // concurrent use.
 type Encoder struct {
 	schema  *streamd.Schema
-	pschema *pq.Schema
-	cols    []int // batch column of each written column
+	fields  []streamd.Field // written columns
+	cols    []int           // batch column of each written column
+	strCols []int           // indexes into fields of the string columns
 	rgRows  int
 	opts    []pq.WriterOption
 	scratch sync.Pool // *[]pq.Value
+
+	mu      sync.Mutex
+	schemas map[string]*pq.Schema // by dictionary choice, see dictChoice
 }
 
 // chunkRows is how many values are handed to parquet-go per call.
@@ -149,11 +153,17 @@ func NewEncoder(s *streamd.Schema, opts EncoderOptions) (*Encoder, error) {
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("new encoder: %w: no columns left to write", ErrBadOption)
 	}
-	if e.pschema, err = newSchema(fields); err != nil {
+	e.fields = fields
+	for i, f := range fields {
+		if f.Type.Kind == streamd.KindString {
+			e.strCols = append(e.strCols, i)
+		}
+	}
+	// Validate the mapping now, so that Encode fails only on data.
+	if _, err := e.parquetSchema(make([]bool, len(fields))); err != nil {
 		return nil, fmt.Errorf("new encoder: %w", err)
 	}
 	e.opts = []pq.WriterOption{
-		e.pschema,
 		codec,
 		&pq.WriterConfig{CreatedBy: createdBy},
 		pq.DataPageVersion(1),
@@ -191,11 +201,15 @@ func (e *Encoder) Encode(w io.Writer, b *streamd.Batch, rows []int) error {
 	defer e.scratch.Put(sp)
 	vals := *sp
 
-	pw := pq.NewGenericWriter[any](w, e.opts...)
+	pschema, err := e.parquetSchema(e.dictChoice(b, rows))
+	if err != nil {
+		return fmt.Errorf("encode batch: %w", err)
+	}
+	pw := pq.NewGenericWriter[any](w, append([]pq.WriterOption{pschema}, e.opts...)...)
 	for start := 0; start < len(rows); start += e.rgRows {
 		rg := rows[start:min(start+e.rgRows, len(rows))]
 		for j, cw := range pw.ColumnWriters() {
-			if err := writeColumn(cw, &b.Cols[e.cols[j]], j, rg, vals); err != nil {
+			if err := writeColumn(cw, &b.Cols[e.cols[j]], rg, vals); err != nil {
 				return fmt.Errorf("encode column %q: %w", e.schema.Fields[e.cols[j]].Name, err)
 			}
 		}
@@ -207,6 +221,93 @@ func (e *Encoder) Encode(w io.Writer, b *streamd.Batch, rows []int) error {
 		return fmt.Errorf("encode footer: %w", err)
 	}
 	return nil
+}
+
+// dictSample is the number of rows dictChoice looks at per string column.
+const dictSample = 2048
+
+// dictChoice decides, per written column, whether a string column is
+// dictionary encoded: yes when at most half of a sample of its values are
+// distinct. High-cardinality columns are written plain, as
+// parquet-mr ends up doing after its dictionary overflows, without paying for
+// building a dictionary first. The choice is a pure function of the rows.
+func (e *Encoder) dictChoice(b *streamd.Batch, rows []int) []bool {
+	dict := make([]bool, len(e.fields))
+	if len(e.strCols) == 0 || len(rows) == 0 {
+		return dict
+	}
+	seen := make(map[uint64]struct{}, dictSample)
+	for _, fi := range e.strCols {
+		c := &b.Cols[e.cols[fi]]
+		clear(seen)
+		m := 0
+		for k := range sampleBlocks(len(rows)) {
+			start := sampleStart(k, len(rows))
+			for _, r := range rows[start:min(start+sampleBlock, len(rows))] {
+				m++
+				if c.Valid[r] {
+					seen[fnv64a(c.Bytes.At(r))] = struct{}{}
+				}
+			}
+		}
+		dict[fi] = 2*len(seen) <= m
+	}
+	return dict
+}
+
+// sampleBlock is the length of a run of consecutive rows in the sample.
+const sampleBlock = 64
+
+// sampleBlocks returns how many blocks of sampleBlock rows dictChoice looks at
+// among n rows: enough for dictSample rows, all rows when n is small.
+func sampleBlocks(n int) int {
+	return min(dictSample/sampleBlock, (n+sampleBlock-1)/sampleBlock)
+}
+
+// sampleStart returns the first row of sample block k among n rows: block
+// k itself when every block is sampled, else a fixed pseudo-random spread (a
+// multiplicative hash of k), which does not alias with periodic data the way
+// an even stride does. Consecutive rows keep the sample cache friendly.
+func sampleStart(k, n int) int {
+	if sampleBlocks(n)*sampleBlock >= n {
+		return k * sampleBlock
+	}
+	return int((uint64(k) * 0x9E3779B97F4A7C15 >> 11) % uint64(n-sampleBlock+1))
+}
+
+// fnv64a is the FNV-1a hash of b.
+func fnv64a(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// parquetSchema returns the Parquet schema for a dictionary choice, built
+// once per choice.
+func (e *Encoder) parquetSchema(dict []bool) (*pq.Schema, error) {
+	key := make([]byte, len(dict))
+	for i, d := range dict {
+		if d {
+			key[i] = 1
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, ok := e.schemas[string(key)]; ok {
+		return s, nil
+	}
+	s, err := newSchema(e.fields, dict)
+	if err != nil {
+		return nil, err
+	}
+	if e.schemas == nil {
+		e.schemas = make(map[string]*pq.Schema)
+	}
+	e.schemas[string(key)] = s
+	return s, nil
 }
 
 // check verifies that b's columns match the encoder's schema.
@@ -232,80 +333,95 @@ func (e *Encoder) check(b *streamd.Batch) error {
 
 // writeColumn writes the rows of one column to a column writer, chunkRows
 // values at a time, building parquet values straight from the typed vector.
-func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, colIdx int, rows []int, vals []pq.Value) error {
-	null := pq.NullValue().Level(0, 0, colIdx)
+// A null is the zero Value (definition level 0); a present value has
+// definition level 1 (every column is OPTIONAL at the top level).
+func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, vals []pq.Value) error {
 	t := c.Type
+	valid := c.Valid
 	for len(rows) > 0 {
 		chunk := rows[:min(len(rows), len(vals))]
 		rows = rows[len(chunk):]
 		out := vals[:len(chunk)]
 		switch {
 		case t.Kind == streamd.KindDecimal && t.Precision <= 9:
+			src := c.Int64
 			for k, r := range chunk {
-				if !c.Valid[r] {
-					out[k] = null
+				if !valid[r] {
+					out[k] = pq.Value{}
 					continue
 				}
-				v := c.Int64[r]
+				v := src[r]
 				if int64(int32(v)) != v {
 					return fmt.Errorf("row %d: unscaled %d does not fit %s: %w", r, v, t, ErrBadValue)
 				}
-				out[k] = pq.Int32Value(int32(v)).Level(0, 1, colIdx)
+				out[k] = pq.Int32Value(int32(v))
+				out[k].SetDefinitionLevel(1)
 			}
 		case t.Wide():
 			for k, r := range chunk {
-				if !c.Valid[r] {
-					out[k] = null
+				if !valid[r] {
+					out[k] = pq.Value{}
 					continue
 				}
 				v := c.Bytes.At(r)
 				if len(v) != wideDecimalLen {
 					return fmt.Errorf("row %d: wide decimal of %d bytes, want %d: %w", r, len(v), wideDecimalLen, ErrBadValue)
 				}
-				out[k] = pq.FixedLenByteArrayValue(v).Level(0, 1, colIdx)
+				out[k] = pq.FixedLenByteArrayValue(v)
+				out[k].SetDefinitionLevel(1)
 			}
 		default:
 			switch streamd.StorageOf(t) {
 			case streamd.StoreInt32:
+				src := c.Int32
 				for k, r := range chunk {
-					if !c.Valid[r] {
-						out[k] = null
+					if !valid[r] {
+						out[k] = pq.Value{}
 						continue
 					}
-					out[k] = pq.Int32Value(c.Int32[r]).Level(0, 1, colIdx)
+					out[k] = pq.Int32Value(src[r])
+					out[k].SetDefinitionLevel(1)
 				}
 			case streamd.StoreInt64:
+				src := c.Int64
 				for k, r := range chunk {
-					if !c.Valid[r] {
-						out[k] = null
+					if !valid[r] {
+						out[k] = pq.Value{}
 						continue
 					}
-					out[k] = pq.Int64Value(c.Int64[r]).Level(0, 1, colIdx)
+					out[k] = pq.Int64Value(src[r])
+					out[k].SetDefinitionLevel(1)
 				}
 			case streamd.StoreFloat64:
+				src := c.Float64
 				for k, r := range chunk {
-					if !c.Valid[r] {
-						out[k] = null
+					if !valid[r] {
+						out[k] = pq.Value{}
 						continue
 					}
-					out[k] = pq.DoubleValue(c.Float64[r]).Level(0, 1, colIdx)
+					out[k] = pq.DoubleValue(src[r])
+					out[k].SetDefinitionLevel(1)
 				}
 			case streamd.StoreBool:
+				src := c.Bool
 				for k, r := range chunk {
-					if !c.Valid[r] {
-						out[k] = null
+					if !valid[r] {
+						out[k] = pq.Value{}
 						continue
 					}
-					out[k] = pq.BooleanValue(c.Bool[r]).Level(0, 1, colIdx)
+					out[k] = pq.BooleanValue(src[r])
+					out[k].SetDefinitionLevel(1)
 				}
 			case streamd.StoreBytes:
 				data, offs := c.Bytes.Data, c.Bytes.Offs
 				for k, r := range chunk {
-					if !c.Valid[r] {
-						out[k] = null
+					if !valid[r] {
+						out[k] = pq.Value{}
 						continue
 					}
-					out[k] = pq.ByteArrayValue(data[offs[r]:offs[r+1]:offs[r+1]]).Level(0, 1, colIdx)
+					lo, hi := offs[r], offs[r+1]
+					out[k] = pq.ByteArrayValue(data[lo:hi:hi])
+					out[k].SetDefinitionLevel(1)
 				}
 			default:
 				return fmt.Errorf("write %s: %w", t, ErrUnsupportedType)

@@ -20,12 +20,16 @@ var ErrUnsupportedType = errors.New("unsupported column type")
 // wideDecimalLen is the byte length of a FIXED_LEN_BYTE_ARRAY decimal.
 const wideDecimalLen = 16
 
-// leafNode returns the OPTIONAL Parquet node for a logical type.
-func leafNode(t streamd.Type) (pq.Node, error) {
+// leafNode returns the OPTIONAL Parquet node for a logical type; dict asks
+// for dictionary encoding of a string column.
+func leafNode(t streamd.Type, dict bool) (pq.Node, error) {
 	var n pq.Node
 	switch t.Kind {
 	case streamd.KindString:
-		n = pq.Encoded(pq.String(), &pq.RLEDictionary)
+		n = pq.String()
+		if dict {
+			n = pq.Encoded(n, &pq.RLEDictionary)
+		}
 	case streamd.KindJSON:
 		n = pq.String()
 	case streamd.KindBinary:
@@ -101,11 +105,12 @@ func goTypeOfGroup(fields []pq.Field) reflect.Type {
 	return reflect.StructOf(sf)
 }
 
-// newSchema builds the Parquet schema of the given fields, in order.
-func newSchema(fields []streamd.Field) (*pq.Schema, error) {
+// newSchema builds the Parquet schema of the given fields, in order;
+// dict[i] asks for dictionary encoding of string field i.
+func newSchema(fields []streamd.Field, dict []bool) (*pq.Schema, error) {
 	g := &group{fields: make([]pq.Field, len(fields))}
 	for i, f := range fields {
-		n, err := leafNode(f.Type)
+		n, err := leafNode(f.Type, dict[i])
 		if err != nil {
 			return nil, fmt.Errorf("map column %q: %w", f.Name, err)
 		}
