@@ -68,12 +68,37 @@ func decOp(f func(a, b decimal.Decimal) (any, error)) func(params ...any) (any, 
 	}
 }
 
+var errIntOverflow = errors.New("integer overflow")
+
+// intOr applies the checked integer operation to two ints and the decimal
+// one to anything else.
+func intOr(intOp func(a, b int64) (int64, bool), f func(a, b decimal.Decimal) (any, error)) func(params ...any) (any, error) {
+	dec := decOp(f)
+	return func(params ...any) (any, error) {
+		if a, ok := params[0].(int); ok {
+			if b, ok := params[1].(int); ok {
+				v, ok := intOp(int64(a), int64(b))
+				if !ok {
+					return nil, errIntOverflow
+				}
+				return int(v), nil
+			}
+		}
+		return dec(params...)
+	}
+}
+
+func subCheck(a, b int64) (int64, bool) {
+	if b == math.MinInt64 {
+		return 0, false
+	}
+	return addCheck(a, -b)
+}
+
 // decimalOptions makes decimal.Decimal values (decimal columns) work with
 // the arithmetic and comparison operators, exactly; and makes "/" between
 // integers exact too.
 func decimalOptions() []expr.Option {
-	D := decimal.Decimal{}
-	_ = D
 	arith := []any{
 		new(func(decimal.Decimal, decimal.Decimal) decimal.Decimal),
 		new(func(decimal.Decimal, int) decimal.Decimal),
@@ -82,6 +107,7 @@ func decimalOptions() []expr.Option {
 		new(func(float64, decimal.Decimal) decimal.Decimal),
 	}
 	div := append(append([]any{}, arith...), new(func(int, int) decimal.Decimal))
+	intArith := append(append([]any{}, arith...), new(func(int, int) int))
 	cmp := []any{
 		new(func(decimal.Decimal, decimal.Decimal) bool),
 		new(func(decimal.Decimal, int) bool),
@@ -90,9 +116,9 @@ func decimalOptions() []expr.Option {
 		new(func(float64, decimal.Decimal) bool),
 	}
 	opts := []expr.Option{
-		expr.Function("_decAdd", decOp(func(a, b decimal.Decimal) (any, error) { return a.Add(b), nil }), arith...),
-		expr.Function("_decSub", decOp(func(a, b decimal.Decimal) (any, error) { return a.Sub(b), nil }), arith...),
-		expr.Function("_decMul", decOp(func(a, b decimal.Decimal) (any, error) { return a.Mul(b), nil }), arith...),
+		expr.Function("_decAdd", intOr(addCheck, func(a, b decimal.Decimal) (any, error) { return a.Add(b), nil }), intArith...),
+		expr.Function("_decSub", intOr(subCheck, func(a, b decimal.Decimal) (any, error) { return a.Sub(b), nil }), intArith...),
+		expr.Function("_decMul", intOr(mulCheck, func(a, b decimal.Decimal) (any, error) { return a.Mul(b), nil }), intArith...),
 		expr.Function("_decDiv", decOp(func(a, b decimal.Decimal) (any, error) {
 			if b.IsZero() {
 				return nil, errDivZero
@@ -291,8 +317,11 @@ func (w *worker) appendResult(c *streamd.Column, v any) string {
 		c.AppendNull()
 		return ""
 	case decimal.Decimal:
-		if c.Type.Kind == streamd.KindDecimal {
+		switch c.Type.Kind {
+		case streamd.KindDecimal:
 			x = x.Round(int32(c.Type.Scale))
+		case streamd.KindInt32, streamd.KindInt64:
+			x = x.Round(0)
 		}
 		k, w.tmp = kNumber, append(w.tmp, x.String()...)
 	case int:
@@ -436,8 +465,10 @@ func (p *Program) evalComputed(w *worker, b *streamd.Batch, ci int) {
 
 // vmError renders an expr runtime error on one line.
 func vmError(err error) string {
-	if errors.Is(err, errDivZero) {
-		return errDivZero.Error()
+	for _, e := range []error{errDivZero, errIntOverflow} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
 	}
 	msg := err.Error()
 	for i := 0; i < len(msg); i++ {
