@@ -39,6 +39,10 @@ type S3Peer struct {
 	Addr string
 	// Dir is the server's data directory.
 	Dir string
+
+	stop     func()
+	stopOnce sync.Once
+	out      *lockedBuffer
 }
 
 // FindMinIO returns the path of the minio binary: $STREAMD_MINIO_BIN,
@@ -147,26 +151,59 @@ func (l *lockedBuffer) String() string {
 // ends. A missing binary fails the test with InstallHint.
 func MinIO(t testing.TB) *S3Peer {
 	t.Helper()
-	bin, err := FindMinIO()
+	p, err := StartMinIO()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		out := p.Stop()
+		if t.Failed() {
+			t.Logf("minio output:\n%s", out)
+		}
+	})
+	return p
+}
+
+// StartMinIO is MinIO for callers without a testing.TB (a TestMain that
+// runs Examples against a real peer): the caller must call Stop.
+func StartMinIO() (*S3Peer, error) {
+	bin, err := FindMinIO()
+	if err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a port may be taken between FreePort and bind
-		p, err := startMinIO(t, bin)
+		p, err := startMinIO(bin)
 		if err == nil {
-			return p
+			return p, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("start minio: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("start minio: %w", lastErr)
 }
 
-func startMinIO(t testing.TB, bin string) (*S3Peer, error) {
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	console := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+// Stop kills the server by PID, waits for it, removes its data directory
+// and returns its output.
+func (p *S3Peer) Stop() string {
+	p.stopOnce.Do(func() {
+		p.stop()
+		os.RemoveAll(p.Dir)
+	})
+	return p.out.String()
+}
+
+func startMinIO(bin string) (*S3Peer, error) {
+	dir, err := os.MkdirTemp("", "streamd-minio-")
+	if err != nil {
+		return nil, fmt.Errorf("make minio directory: %w", err)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	console := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cmd := exec.Command(bin, "server", filepath.Join(dir, "data"), "--address", addr, "--console-address", console, "--quiet")
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+MinIOUser,
@@ -181,6 +218,7 @@ func startMinIO(t testing.TB, bin string) (*S3Peer, error) {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	exited := make(chan struct{})
@@ -191,10 +229,12 @@ func startMinIO(t testing.TB, bin string) (*S3Peer, error) {
 	}
 	endpoint := "http://" + addr
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-exited:
+			os.RemoveAll(dir)
 			return nil, fmt.Errorf("minio exited before it was ready: %s", out.String())
 		default:
 		}
@@ -207,17 +247,43 @@ func startMinIO(t testing.TB, bin string) (*S3Peer, error) {
 		}
 		if time.Now().After(deadline) {
 			stop()
+			os.RemoveAll(dir)
 			return nil, fmt.Errorf("minio not ready after 60s: %s", out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("minio output:\n%s", out.String())
+	return &S3Peer{Endpoint: endpoint, Addr: addr, Dir: dir, stop: stop, out: out}, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
 		}
-	})
-	return &S3Peer{Endpoint: endpoint, Addr: addr, Dir: dir}, nil
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Env returns the environment (KEY=VALUE) that points the AWS SDK's
+// default configuration at endpoint: see SetEnv.
+func (p *S3Peer) Env(endpoint string) []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + MinIOUser,
+		"AWS_SECRET_ACCESS_KEY=" + MinIOPassword,
+		"AWS_SESSION_TOKEN=",
+		"AWS_REGION=" + MinIORegion,
+		"AWS_ENDPOINT_URL_S3=" + endpoint,
+		"AWS_ENDPOINT_URL=",
+		"AWS_PROFILE=",
+		"AWS_CONFIG_FILE=" + filepath.Join(p.Dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(p.Dir, "no-aws-credentials"),
+		"AWS_CA_BUNDLE=",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
 }
 
 // SetEnv points the AWS SDK's default configuration at endpoint (the peer's,
@@ -226,17 +292,10 @@ func startMinIO(t testing.TB, bin string) (*S3Peer, error) {
 // CA bundle (the endpoint is plain HTTP).
 func (p *S3Peer) SetEnv(t testing.TB, endpoint string) {
 	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", MinIOUser)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", MinIOPassword)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", MinIORegion)
-	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(p.Dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(p.Dir, "no-aws-credentials"))
-	t.Setenv("AWS_CA_BUNDLE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, kv := range p.Env(endpoint) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 }
 
 // Config returns an aws.Config for the peer that does not read the

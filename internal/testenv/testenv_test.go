@@ -23,13 +23,13 @@ func TestMinIO(t *testing.T) {
 	if !strings.HasPrefix(peer.Endpoint, "http://127.0.0.1:") {
 		t.Fatalf("endpoint %q is not on loopback", peer.Endpoint)
 	}
-	peer.CreateBucket(t, "b1")
+	peer.CreateBucket(t, "bucket1")
 	c := peer.Client(peer.Endpoint)
 	ctx := context.Background()
-	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b1"), Key: aws.String("k"), Body: strings.NewReader("hello")}); err != nil {
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket1"), Key: aws.String("k"), Body: strings.NewReader("hello")}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b1"), Key: aws.String("k")})
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket1"), Key: aws.String("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
