@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -35,7 +36,45 @@ type token struct {
 // and to the nested fields of the value.
 type fieldNode struct {
 	cols []int
-	sub  map[string]*fieldNode
+	sub  *fieldLevel
+}
+
+// fieldLevel is the set of keys wanted at one object level. Lookups try the
+// key after the previous match first, since records of a lane usually
+// repeat their key order, and fall back to a scan of all keys.
+type fieldLevel struct {
+	keys  []string
+	nodes []*fieldNode
+}
+
+// node returns the node for key, adding it if absent.
+func (l *fieldLevel) node(key string) *fieldNode {
+	for i, k := range l.keys {
+		if k == key {
+			return l.nodes[i]
+		}
+	}
+	n := &fieldNode{}
+	l.keys = append(l.keys, key)
+	l.nodes = append(l.nodes, n)
+	return n
+}
+
+// find looks key up starting at *hint and leaves *hint after the match.
+func (l *fieldLevel) find(key []byte, hint *int) *fieldNode {
+	n := len(l.keys)
+	h := *hint
+	for k := 0; k < n; k++ {
+		i := h + k
+		if i >= n {
+			i -= n
+		}
+		if l.keys[i] == string(key) {
+			*hint = i + 1
+			return l.nodes[i]
+		}
+	}
+	return nil
 }
 
 const maxDepth = 512
@@ -76,7 +115,7 @@ func (s *jsonScanner) ws() {
 }
 
 // scanRecord scans a whole line that must hold one JSON object.
-func (s *jsonScanner) scanRecord(root map[string]*fieldNode) bool {
+func (s *jsonScanner) scanRecord(root *fieldLevel) bool {
 	s.pos = 0
 	s.err = ""
 	s.ws()
@@ -97,7 +136,7 @@ func (s *jsonScanner) scanRecord(root map[string]*fieldNode) bool {
 }
 
 // object scans an object at s.pos ('{'); fields found in node are recorded.
-func (s *jsonScanner) object(node map[string]*fieldNode, depth int) bool {
+func (s *jsonScanner) object(node *fieldLevel, depth int) bool {
 	if depth > maxDepth {
 		return s.fail("nesting too deep")
 	}
@@ -107,6 +146,7 @@ func (s *jsonScanner) object(node map[string]*fieldNode, depth int) bool {
 		s.pos++
 		return true
 	}
+	hint := 0
 	for {
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 			return s.unexpected("'\"' starting an object key")
@@ -125,7 +165,7 @@ func (s *jsonScanner) object(node map[string]*fieldNode, depth int) bool {
 				}
 				key = s.keyBf
 			}
-			f = node[string(key)]
+			f = node.find(key, &hint)
 		}
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
@@ -255,6 +295,13 @@ func (s *jsonScanner) str() (start, end int, esc, ok bool) {
 	d := s.data
 	i := s.pos
 	for {
+		for i+8 <= len(d) {
+			x := binary.LittleEndian.Uint64(d[i:])
+			if hasSpecial(x) {
+				break
+			}
+			i += 8
+		}
 		for i < len(d) && d[i] != '"' && d[i] != '\\' && d[i] >= 0x20 {
 			i++
 		}
@@ -290,6 +337,18 @@ func (s *jsonScanner) str() (start, end int, esc, ok bool) {
 			return 0, 0, false, s.fail("control character in string")
 		}
 	}
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasSpecial reports whether any byte of x is '"', '\\' or below 0x20.
+func hasSpecial(x uint64) bool {
+	q := x ^ (lsb * '"')
+	b := x ^ (lsb * '\\')
+	return ((q-lsb)&^q|(b-lsb)&^b|(x-lsb*0x20)&^x)&msb != 0
 }
 
 func isHex4(b []byte) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -52,18 +53,21 @@ type Program struct {
 	csv      bool
 	schema   *streamd.Schema
 	cols     []colInfo
-	root     map[string]*fieldNode // JSON field tree
-	csvNames map[string][]int      // CSV header name → columns
-	computed []int                 // computed columns in order
+	root     *fieldLevel      // JSON field tree
+	csvNames map[string][]int // CSV header name → columns
+	computed []int            // computed columns in order
 	filters  []*compiledExpr
 	eventCol int // timestamp column named event_time, or -1
 	workers  sync.Pool
+	// bytesPerRow is, per column, the value bytes per row seen in the last
+	// batch, to size the next batch's vectors.
+	bytesPerRow []atomic.Int64
 }
 
 // Compile checks a spec and compiles it into a Program. Errors name the
 // offending column or expression and wrap ErrSpec.
 func Compile(spec Spec) (*Program, error) {
-	p := &Program{eventCol: -1, root: map[string]*fieldNode{}, csvNames: map[string][]int{}}
+	p := &Program{eventCol: -1, root: &fieldLevel{}, csvNames: map[string][]int{}}
 	switch strings.ToLower(spec.Format) {
 	case "jsonl", "json", "ndjson", "":
 	case "csv":
@@ -112,17 +116,13 @@ func Compile(spec Spec) (*Program, error) {
 			if part == "" {
 				return nil, fmt.Errorf("compile transform: column %q: bad field path %q: %w", c.Name, from, ErrSpec)
 			}
-			f := node[part]
-			if f == nil {
-				f = &fieldNode{}
-				node[part] = f
-			}
+			f := node.node(part)
 			if k == len(parts)-1 {
 				f.cols = append(f.cols, i)
 				break
 			}
 			if f.sub == nil {
-				f.sub = map[string]*fieldNode{}
+				f.sub = &fieldLevel{}
 			}
 			node = f.sub
 		}
@@ -150,6 +150,7 @@ func Compile(spec Spec) (*Program, error) {
 		}
 		p.filters = append(p.filters, ce)
 	}
+	p.bytesPerRow = make([]atomic.Int64, len(p.cols))
 	p.workers.New = func() any {
 		return &worker{sc: jsonScanner{toks: make([]token, len(p.cols))}}
 	}
@@ -215,6 +216,13 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 	if len(p.computed) > 0 || len(p.filters) > 0 {
 		p.evalRows(w, b, recs)
 	}
+	if rows := b.Len(); rows > 0 {
+		for i := range b.Cols {
+			if c := &b.Cols[i]; streamd.StorageOf(c.Type) == streamd.StoreBytes {
+				p.bytesPerRow[i].Store(int64(len(c.Bytes.Data)/rows + 1))
+			}
+		}
+	}
 	if p.eventCol >= 0 {
 		c := &b.Cols[p.eventCol]
 		for i, ok := range c.Valid {
@@ -240,6 +248,9 @@ func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
 			nBytes++
 		}
 	}
+	if nBytes == 0 {
+		nBytes = 1
+	}
 	for i := range b.Cols {
 		c := &b.Cols[i]
 		c.Valid = make([]bool, 0, n)
@@ -255,8 +266,12 @@ func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
 		case streamd.StoreBytes:
 			c.Bytes.Offs = make([]int, 0, n+1)
 			size := 16 * n
-			if c.Type.Kind != streamd.KindDecimal && nBytes > 0 {
-				size = total/(2*nBytes) + 16
+			if c.Type.Kind != streamd.KindDecimal {
+				if per := p.bytesPerRow[i].Load(); per > 0 {
+					size = int(per)*n + n/8*int(per) + 64 // 12% headroom
+				} else {
+					size = total/(2*nBytes) + 16
+				}
 			}
 			c.Bytes.Data = make([]byte, 0, size)
 		}

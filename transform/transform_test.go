@@ -452,7 +452,32 @@ func TestFilters(t *testing.T) {
 	}
 	spec := exprSpec(t, []ColumnSpec{{Name: "t", Type: mustType(t, "decimal(12,2)"), Expr: "q * p"}},
 		"q > 0", `s == "EU"`, "t / p > 1")
-	b := process(t, spec, "", lines...)
+	for _, fast := range []bool{true, false} {
+		t.Run(fmt.Sprint("fast=", fast), func(t *testing.T) {
+			p, err := Compile(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fast {
+				p.cols[len(p.cols)-1].expr.fast = nil
+				for _, f := range p.filters {
+					f.fast = nil
+				}
+			}
+			recs := make([]streamd.Record, len(lines))
+			for i, l := range lines {
+				recs[i] = rec(int64(i), l)
+			}
+			checkFiltered(t, p.Process("lane", nil, recs), lines)
+		})
+	}
+}
+
+func checkFiltered(t *testing.T, b *streamd.Batch, lines []string) {
+	t.Helper()
+	if !b.Accounted() {
+		t.Fatal("not accounted")
+	}
 	got := rows(b)
 	if len(got) != 1 || !strings.HasPrefix(got[0], `{"q":9,`) {
 		t.Fatalf("rows = %v", got)
