@@ -1,0 +1,267 @@
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/sink"
+)
+
+// Options configure a Sink.
+type Options struct {
+	// Compression is the codec of every column (default Snappy).
+	Compression Compression
+	// PartitionBy names the Hive partition columns, outermost first. They
+	// are not stored inside the files.
+	PartitionBy []string
+	// RowGroupRows is the maximum number of rows per row group
+	// (default DefaultRowGroupRows).
+	RowGroupRows int
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("parquet sink closed")
+
+// ErrIntentMismatch is returned by Write for an intent of another pipeline.
+var ErrIntentMismatch = errors.New("intent does not belong to this sink")
+
+// Sink writes batches as Hive-partitioned Parquet objects into an object
+// store. Object names derive only from the intent, and content only from the
+// batch's rows, so a redo rewrites the same objects byte for byte. It is safe
+// for concurrent use.
+type Sink struct {
+	store    sink.ObjectStore
+	pipeline string
+	opts     Options
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	encoders map[string]*Encoder // by schema fingerprint
+	closed   bool
+
+	bufs sync.Pool // *bytes.Buffer
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New returns a sink for pipeline writing to store. It does no I/O. The
+// partition columns are checked against the batch schema at the first Write
+// (the schema may be inferred after start-up). A nil logger discards logs.
+func New(store sink.ObjectStore, pipeline string, opts Options, logger *slog.Logger) (*Sink, error) {
+	if store == nil {
+		return nil, fmt.Errorf("new parquet sink: %w: nil object store", ErrBadOption)
+	}
+	if pipeline == "" || strings.ContainsAny(pipeline, `/\`) {
+		return nil, fmt.Errorf("new parquet sink: pipeline name %q: %w", pipeline, ErrBadOption)
+	}
+	if _, err := opts.Compression.codec(); err != nil {
+		return nil, fmt.Errorf("new parquet sink: %w", err)
+	}
+	if opts.RowGroupRows < 0 {
+		return nil, fmt.Errorf("new parquet sink: row group rows %d: %w", opts.RowGroupRows, ErrBadOption)
+	}
+	seen := make(map[string]bool, len(opts.PartitionBy))
+	for _, p := range opts.PartitionBy {
+		if p == "" || seen[p] {
+			return nil, fmt.Errorf("new parquet sink: partition column %q empty or repeated: %w", p, ErrBadOption)
+		}
+		seen[p] = true
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts.PartitionBy = slices.Clone(opts.PartitionBy)
+	s := &Sink{store: store, pipeline: pipeline, opts: opts, log: logger, encoders: map[string]*Encoder{}}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	return s, nil
+}
+
+// encoder returns the encoder for schema sc, building it on first use.
+func (s *Sink) encoder(sc *streamd.Schema) (*Encoder, []int, error) {
+	if sc == nil {
+		return nil, nil, fmt.Errorf("%w: batch has no schema", ErrSchemaMismatch)
+	}
+	part := make([]int, len(s.opts.PartitionBy))
+	for i, name := range s.opts.PartitionBy {
+		idx := sc.Index(name)
+		if idx < 0 {
+			return nil, nil, fmt.Errorf("partition by %q: %w", name, ErrUnknownColumn)
+		}
+		if !partitionable(sc.Fields[idx].Type) {
+			return nil, nil, fmt.Errorf("partition by %q of type %s: %w", name, sc.Fields[idx].Type, ErrBadOption)
+		}
+		part[i] = idx
+	}
+	fp := sc.Fingerprint()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.encoders[fp]; ok {
+		return e, part, nil
+	}
+	e, err := NewEncoder(sc, EncoderOptions{
+		Compression:  s.opts.Compression,
+		RowGroupRows: s.opts.RowGroupRows,
+		Omit:         s.opts.PartitionBy,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.encoders[fp] = e
+	return e, part, nil
+}
+
+// partition is the rows of one Hive partition.
+type partition struct {
+	path string // "col=value/col2=value2", "" when not partitioned
+	rows []int  // nil: all rows
+}
+
+// partitions groups b's rows by the values of the columns part, in row
+// order within each partition, partitions sorted by path.
+func partitions(b *streamd.Batch, part []int, names []string) []partition {
+	if len(part) == 0 {
+		return []partition{{}}
+	}
+	prefixes := make([][]byte, len(names))
+	for i, n := range names {
+		if i > 0 {
+			prefixes[i] = append(prefixes[i], '/')
+		}
+		prefixes[i] = append(appendEscaped(prefixes[i], []byte(n)), '=')
+	}
+	index := map[string]int{}
+	var parts []partition
+	var key, scratch []byte
+	for r := range b.Len() {
+		key = key[:0]
+		for i, ci := range part {
+			key = append(key, prefixes[i]...)
+			key, scratch = appendPartitionValue(key, scratch, &b.Cols[ci], r)
+		}
+		pi, ok := index[string(key)]
+		if !ok {
+			pi = len(parts)
+			index[string(key)] = pi
+			parts = append(parts, partition{path: string(key)})
+		}
+		parts[pi].rows = append(parts[pi].rows, r)
+	}
+	slices.SortFunc(parts, func(a, b partition) int { return strings.Compare(a.path, b.path) })
+	return parts
+}
+
+// objectName returns the name of the object of one partition of an intent.
+func (s *Sink) objectName(partPath string, in streamd.Intent) string {
+	name := s.pipeline + "-" + streamd.LaneToken(in.Lane) + "-" + in.From.String() + "-" + in.To.String() + ".parquet"
+	if partPath == "" {
+		return name
+	}
+	return partPath + "/" + name
+}
+
+// Write encodes the rows of b, one Parquet object per partition, and puts
+// them into the store; partitions are encoded in parallel (at most
+// GOMAXPROCS at once). An empty batch writes nothing. On error some
+// partitions may have been written whole (never partially); the error is
+// returned so that the intent is redone, which rewrites them identically.
+func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("write parquet batch: %w", ErrClosed)
+	}
+	if in.Pipeline != "" && in.Pipeline != s.pipeline {
+		return fmt.Errorf("write parquet batch: intent of pipeline %q to sink of %q: %w", in.Pipeline, s.pipeline, ErrIntentMismatch)
+	}
+	if b == nil || b.Len() == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("write parquet batch: %w", err)
+	}
+	enc, part, err := s.encoder(b.Schema)
+	if err != nil {
+		return fmt.Errorf("write parquet batch: %w", err)
+	}
+	parts := partitions(b, part, s.opts.PartitionBy)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		errMu    sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	jobs := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(parts)) {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := s.writePartition(ctx, enc, in, b, parts[i]); err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range parts {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		return fmt.Errorf("write parquet batch %s [%s, %s]: %w", in.Lane, in.From, in.To, firstErr)
+	}
+	s.log.DebugContext(ctx, "parquet batch written", "pipeline", s.pipeline, "lane", in.Lane,
+		"from", in.From.String(), "to", in.To.String(), "rows", b.Len(), "objects", len(parts))
+	return nil
+}
+
+// writePartition encodes one partition and puts it.
+func (s *Sink) writePartition(ctx context.Context, enc *Encoder, in streamd.Intent, b *streamd.Batch, p partition) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name := s.objectName(p.path, in)
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.bufs.Put(buf)
+	if err := enc.Encode(buf, b, p.rows); err != nil {
+		return fmt.Errorf("encode %q: %w", name, err)
+	}
+	if err := s.store.Put(ctx, name, bytes.NewReader(buf.Bytes())); err != nil {
+		return fmt.Errorf("put %q: %w", name, err)
+	}
+	return nil
+}
+
+// Close marks the sink closed; it holds no other resources.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
