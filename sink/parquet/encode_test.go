@@ -2,6 +2,9 @@ package parquet
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -150,5 +153,218 @@ func TestEncodeRoundTripArrow(t *testing.T) {
 				t.Errorf("json logical type = %s", got)
 			}
 		})
+	}
+}
+
+func TestEncodeDeterministic(t *testing.T) {
+	b := salesBatch(t, 30000)
+	enc, err := NewEncoder(b.Schema, EncoderOptions{RowGroupRows: 7000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, second, third bytes.Buffer
+	if err := enc.Encode(&first, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Encode(&second, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A separate encoder (as after a restart) gives the same bytes too.
+	if err := Encode(&third, b, nil, EncoderOptions{RowGroupRows: 7000}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Bytes(), second.Bytes()) || !bytes.Equal(first.Bytes(), third.Bytes()) {
+		t.Fatal("encoding the same batch twice gave different bytes")
+	}
+	// A different batch gives different bytes (the comparison can fail).
+	b.Cols[3].Int32[0]++
+	var changed bytes.Buffer
+	if err := enc.Encode(&changed, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first.Bytes(), changed.Bytes()) {
+		t.Fatal("different content encoded to the same bytes")
+	}
+}
+
+func TestEncodeDictionaryAndRowGroups(t *testing.T) {
+	b := salesBatch(t, 25000)
+	var buf bytes.Buffer
+	if err := Encode(&buf, b, nil, EncoderOptions{RowGroupRows: 10000}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, rdr := readBack(t, buf.Bytes())
+	md := rdr.MetaData()
+	if md.NumRowGroups() != 3 {
+		t.Fatalf("row groups = %d, want 3", md.NumRowGroups())
+	}
+	for i, want := range []int64{10000, 10000, 5000} {
+		if got := md.RowGroup(i).NumRows(); got != want {
+			t.Errorf("row group %d rows = %d, want %d", i, got, want)
+		}
+	}
+	if got := md.GetCreatedBy(); got != "streamd" {
+		t.Errorf("created_by = %q", got)
+	}
+	region := b.Schema.Index("region")
+	txn := b.Schema.Index("transaction_id")
+	for g := range md.NumRowGroups() {
+		cc, err := md.RowGroup(g).ColumnChunk(region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cc.HasDictionaryPage() || !hasDictEncoding(cc.Encodings()) {
+			t.Errorf("row group %d: region encodings %v, dictionary page %v; want dictionary", g, cc.Encodings(), cc.HasDictionaryPage())
+		}
+		cc, err = md.RowGroup(g).ColumnChunk(txn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc.HasDictionaryPage() {
+			t.Errorf("row group %d: unique transaction ids got a dictionary", g)
+		}
+	}
+	for _, i := range []int{0, 9999, 10000, 24999} {
+		if got, want := cell(t, tbl, "transaction_id", i), fmt.Sprintf("txn-%010d", i); got != want {
+			t.Errorf("transaction_id[%d] = %q, want %q", i, got, want)
+		}
+		if got, want := cell(t, tbl, "region", i), string(b.Cols[region].Bytes.At(i)); got != want {
+			t.Errorf("region[%d] = %q, want %q", i, got, want)
+		}
+	}
+}
+
+func hasDictEncoding(encs []pqformat.Encoding) bool {
+	for _, e := range encs {
+		if e == pqformat.Encodings.RLEDict || e == pqformat.Encodings.PlainDict {
+			return true
+		}
+	}
+	return false
+}
+
+func TestEncodeRowSubset(t *testing.T) {
+	b := allTypesBatch(t)
+	var buf bytes.Buffer
+	if err := Encode(&buf, b, []int{2, 0}, EncoderOptions{Omit: []string{"bin", "j"}}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := readBack(t, buf.Bytes())
+	if tbl.NumRows() != 2 || tbl.Schema().NumFields() != len(allTypes)-2 {
+		t.Fatalf("rows=%d cols=%d", tbl.NumRows(), tbl.Schema().NumFields())
+	}
+	if got := cell(t, tbl, "d38", 0); got != "NULL" {
+		t.Errorf("d38[0] = %q, want NULL", got)
+	}
+	if got := cell(t, tbl, "d38", 1); got != "12345678901234567890.123456789" {
+		t.Errorf("d38[1] = %q", got)
+	}
+	// An empty selection is a valid file with no rows.
+	buf.Reset()
+	if err := Encode(&buf, b, []int{}, EncoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if tbl, _ := readBack(t, buf.Bytes()); tbl.NumRows() != 0 {
+		t.Fatalf("rows = %d, want 0", tbl.NumRows())
+	}
+}
+
+func TestEncodeErrors(t *testing.T) {
+	good := allTypesBatch(t)
+	badWide := allTypesBatch(t)
+	badWide.Cols[9] = streamd.Column{Type: badWide.Cols[9].Type}
+	badWide.Cols[9].AppendBytes([]byte{1, 2, 3})
+	badWide.Cols[9].AppendNull()
+	badWide.Cols[9].AppendNull()
+	overflow := allTypesBatch(t)
+	overflow.Cols[7].Int64[0] = 1 << 40
+	short := allTypesBatch(t)
+	short.Cols[4].Valid = short.Cols[4].Valid[:2]
+	wrongType := allTypesBatch(t)
+	wrongType.Cols[0].Type = streamd.Type{Kind: streamd.KindInt64}
+	otherSchema := salesBatch(t, 3)
+
+	enc, err := NewEncoder(good.Schema, EncoderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		b       *streamd.Batch
+		rows    []int
+		wantErr error
+	}{
+		{"nil batch", nil, nil, ErrSchemaMismatch},
+		{"other schema", otherSchema, nil, ErrSchemaMismatch},
+		{"column type differs", wrongType, nil, ErrSchemaMismatch},
+		{"short column", short, nil, ErrSchemaMismatch},
+		{"wide decimal length", badWide, nil, ErrBadValue},
+		{"narrow decimal overflow", overflow, nil, ErrBadValue},
+		{"row out of range", good, []int{0, 3}, ErrBadOption},
+		{"negative row", good, []int{-1}, ErrBadOption},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := enc.Encode(io.Discard, tt.b, tt.rows); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewEncoderErrors(t *testing.T) {
+	s := mustSchema(t, "a:int32", "b:string")
+	tests := []struct {
+		name    string
+		s       *streamd.Schema
+		opts    EncoderOptions
+		wantErr error
+	}{
+		{"nil schema", nil, EncoderOptions{}, ErrBadOption},
+		{"unknown omit", s, EncoderOptions{Omit: []string{"c"}}, ErrUnknownColumn},
+		{"omit everything", s, EncoderOptions{Omit: []string{"a", "b"}}, ErrBadOption},
+		{"bad compression", s, EncoderOptions{Compression: Compression(7)}, ErrBadOption},
+		{"negative row group", s, EncoderOptions{RowGroupRows: -1}, ErrBadOption},
+		{"invalid type", &streamd.Schema{Fields: []streamd.Field{{Name: "x", Type: streamd.Type{Kind: streamd.KindInvalid}}}}, EncoderOptions{}, ErrUnsupportedType},
+		{"decimal precision 0", &streamd.Schema{Fields: []streamd.Field{{Name: "x", Type: streamd.Type{Kind: streamd.KindDecimal}}}}, EncoderOptions{}, ErrUnsupportedType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewEncoder(tt.s, tt.opts); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseCompression(t *testing.T) {
+	for in, want := range map[string]Compression{"": Snappy, "snappy": Snappy, "ZSTD": Zstd, "none": None, "uncompressed": None} {
+		got, err := ParseCompression(in)
+		if err != nil || got != want {
+			t.Errorf("ParseCompression(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseCompression("gzip"); !errors.Is(err, ErrBadOption) {
+		t.Errorf("gzip: err = %v, want ErrBadOption", err)
+	}
+}
+
+// errWriter fails after n bytes.
+type errWriter struct{ n int }
+
+var errShortWrite = errors.New("disk full")
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		return 0, errShortWrite
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+func TestEncodeWriterError(t *testing.T) {
+	b := salesBatch(t, 5000)
+	if err := Encode(&errWriter{n: 1000}, b, nil, EncoderOptions{}); !errors.Is(err, errShortWrite) {
+		t.Fatalf("err = %v, want %v", err, errShortWrite)
 	}
 }
