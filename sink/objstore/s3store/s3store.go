@@ -217,6 +217,7 @@ func (s *Store) put(ctx context.Context, name string, r io.Reader) error {
 		u.PartSize = s.o.partSize
 		u.Concurrency = s.o.concurrency
 	})
+	//lint:ignore SA1019 see above
 	_, err := up.Upload(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(key),

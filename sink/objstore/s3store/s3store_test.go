@@ -282,3 +282,20 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkPut(b *testing.B) {
+	peer := testenv.MinIO(b)
+	peer.CreateBucket(b, "bench")
+	s := s3store.New(peer.Client(peer.Endpoint), "bench", "")
+	for _, size := range []int{64 << 10, 16 << 20} {
+		data := objstoretest.RandomBytes(1, size)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if err := s.Put(context.Background(), "obj", bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
