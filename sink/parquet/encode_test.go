@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -366,5 +367,88 @@ func TestEncodeWriterError(t *testing.T) {
 	b := salesBatch(t, 5000)
 	if err := Encode(&errWriter{n: 1000}, b, nil, EncoderOptions{}); !errors.Is(err, errShortWrite) {
 		t.Fatalf("err = %v, want %v", err, errShortWrite)
+	}
+}
+
+// TestEncodeStatisticsOrder checks min/max in the column chunk statistics and
+// the column index against the logical order, including negative wide
+// decimals (which parquet-go alone would order as unsigned bytes).
+func TestEncodeStatisticsOrder(t *testing.T) {
+	b := allTypesBatch(t)
+	var buf bytes.Buffer
+	if err := Encode(&buf, b, nil, EncoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, rdr := readBack(t, buf.Bytes())
+	pos, neg := wide(t, "12345678901234567890123456789"), wide(t, "-99999999999999999999999999999999999999")
+	tests := []struct {
+		col      int
+		min, max []byte
+	}{
+		{9, neg, pos}, // decimal(38,9) on FIXED_LEN_BYTE_ARRAY(16)
+		{7, le32(-99999), le32(12345)},
+		{8, le64(-999999999999), le64(123456789012)},
+		{4, le32(-7), le32(1 << 30)},
+		{0, []byte(""), []byte("héllo")},
+	}
+	rg, err := rdr.GetPageIndexReader().RowGroup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(tt.col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := cc.Statistics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.HasMinMax() || !bytes.Equal(st.EncodeMin(), tt.min) || !bytes.Equal(st.EncodeMax(), tt.max) {
+			t.Errorf("column %d statistics min %x max %x, want %x %x", tt.col, st.EncodeMin(), st.EncodeMax(), tt.min, tt.max)
+		}
+		ci, err := rg.GetColumnIndex(tt.col)
+		if err != nil {
+			t.Fatalf("column %d index: %v", tt.col, err)
+		}
+		if len(ci.GetMinValues()) != 1 || !bytes.Equal(ci.GetMinValues()[0], tt.min) || !bytes.Equal(ci.GetMaxValues()[0], tt.max) {
+			t.Errorf("column %d index min %x max %x, want %x %x", tt.col, ci.GetMinValues(), ci.GetMaxValues(), tt.min, tt.max)
+		}
+		if ci.GetNullCounts()[0] != 1 || ci.GetNullPages()[0] {
+			t.Errorf("column %d index nulls %v pages %v", tt.col, ci.GetNullCounts(), ci.GetNullPages())
+		}
+	}
+}
+
+func le32(v int32) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(v)) }
+func le64(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+
+// TestEncodeWideDecimalAllNullPage checks that an all-null wide decimal
+// column still gets a valid column index.
+func TestEncodeWideDecimalAllNullPage(t *testing.T) {
+	b := streamd.NewBatch(mustSchema(t, "w:decimal(38,9)", "i:int32"), "l")
+	for i := range 3 {
+		b.Cols[0].AppendNull()
+		b.Cols[1].AppendInt32(int32(i))
+		b.AddRowMeta(streamd.Position{Offset: int64(i)}, 0)
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, b, nil, EncoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, rdr := readBack(t, buf.Bytes())
+	if got := cell(t, tbl, "w", 2); got != "NULL" {
+		t.Fatalf("w[2] = %q", got)
+	}
+	rg, err := rdr.GetPageIndexReader().RowGroup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := rg.GetColumnIndex(0)
+	if err != nil {
+		t.Fatalf("column index: %v", err)
+	}
+	if !ci.GetNullPages()[0] || ci.GetNullCounts()[0] != 3 {
+		t.Fatalf("null pages %v counts %v", ci.GetNullPages(), ci.GetNullCounts())
 	}
 }

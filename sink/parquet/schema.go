@@ -57,7 +57,7 @@ func leafNode(t streamd.Type, dict bool) (pq.Node, error) {
 		case p <= 18:
 			n = pq.Decimal(s, p, pq.Int64Type)
 		default:
-			n = pq.Decimal(s, p, pq.FixedLenByteArrayType(wideDecimalLen))
+			n = pq.Leaf(signedDecimalType{pq.Decimal(s, p, pq.FixedLenByteArrayType(wideDecimalLen)).Type()})
 		}
 	default:
 		return nil, fmt.Errorf("map type %s: %w", t, ErrUnsupportedType)
