@@ -71,25 +71,28 @@ type group struct {
 	fields []pq.Field
 }
 
-func (g *group) ID() int                           { return 0 }
-func (g *group) String() string                    { return "group" }
-func (g *group) Type() pq.Type                     { return pq.Group{}.Type() }
-func (g *group) Optional() bool                    { return false }
-func (g *group) Repeated() bool                    { return false }
-func (g *group) Required() bool                    { return true }
-func (g *group) Leaf() bool                        { return false }
-func (g *group) Fields() []pq.Field                { return g.fields }
-func (g *group) Encoding() encoding.Encoding       { return nil }
-func (g *group) Compression() compress.Codec       { return nil }
-func (g *group) GoType() reflect.Type              { return goTypeOfGroup(g.fields) }
-func (f *field) Name() string                      { return f.name }
-func (f *field) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+func (g *group) ID() int                     { return 0 }
+func (g *group) String() string              { return "group" }
+func (g *group) Type() pq.Type               { return pq.Group{}.Type() }
+func (g *group) Optional() bool              { return false }
+func (g *group) Repeated() bool              { return false }
+func (g *group) Required() bool              { return true }
+func (g *group) Leaf() bool                  { return false }
+func (g *group) Fields() []pq.Field          { return g.fields }
+func (g *group) Encoding() encoding.Encoding { return nil }
+func (g *group) Compression() compress.Codec { return nil }
+func (g *group) GoType() reflect.Type        { return goTypeOfGroup(g.fields) }
 
 // field is a named child of a group.
 type field struct {
 	pq.Node
 	name string
 }
+
+func (f *field) Name() string { return f.name }
+
+// Value is not used: the encoder never maps Go values through reflection.
+func (f *field) Value(reflect.Value) reflect.Value { return reflect.Value{} }
 
 // goTypeOfGroup returns a struct type with one field per Parquet field; it
 // exists only to satisfy parquet.Node (the encoder never uses reflection).
