@@ -7,7 +7,7 @@
 // chosen so that Athena, Spark, DuckDB and Arrow read the files without
 // options:
 //
-//	string          BYTE_ARRAY  STRING (UTF8), RLE_DICTIONARY encoded
+//	string          BYTE_ARRAY  STRING (UTF8), dictionary encoded unless high-cardinality
 //	json            BYTE_ARRAY  STRING (UTF8), plain: the JSON logical type is
 //	                            not read as text by every engine, STRING is
 //	binary          BYTE_ARRAY  (no annotation)
@@ -24,10 +24,18 @@
 // Decimals of precision 9 or less use INT32, as the Parquet format recommends
 // and as Athena (Trino), Spark and DuckDB read. Columns keep the schema's
 // order. Data pages are version 1 (what parquet-mr, Spark and pyarrow write by
-// default); column chunks carry min/max statistics and page indexes.
-// Dictionaries that outgrow [DictionaryMaxBytes] fall back to plain encoding,
-// as parquet-mr does, so high-cardinality strings do not carry a huge
-// dictionary.
+// default); column chunks carry min/max statistics, page statistics and page
+// indexes. Wide decimals get min/max in signed order (parquet-go alone would
+// order them as unsigned bytes and mislead predicate pushdown).
+//
+// A string column is dictionary encoded (RLE_DICTIONARY with a dictionary
+// page) when at most half of a fixed sample of up to 2048 of its values are
+// distinct; otherwise it is written PLAIN, which is where parquet-mr ends up
+// after its dictionary overflows, without paying for the dictionary first.
+// Dictionaries that still outgrow [DictionaryMaxBytes] fall back to plain
+// encoding for the rest of the column chunk. The choice depends only on the
+// rows, so output stays deterministic. Snappy uses the standard Snappy block
+// encoder (not the slower "better" mode parquet-go picks by default).
 //
 // # Determinism
 //
