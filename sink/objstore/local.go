@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streamd/streamd/sink"
 )
@@ -267,4 +268,43 @@ func (l *Local) list(ctx context.Context, prefix string, fn func(name string) er
 		}
 	}
 	return nil
+}
+
+// Sweep removes the temporary files that Puts interrupted by a crash left
+// behind, if they were last modified before olderThan ago, and returns how
+// many it removed. Temporary names never end in an output extension and
+// start with a dot, so readers skip them even before a sweep. Call it at
+// start-up with 0 when this process is the directory's only writer.
+func (l *Local) Sweep(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == l.dir {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !isTemp(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed concurrently
+		}
+		if info.ModTime().Before(cutoff) || olderThan <= 0 {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("sweep temporary files in %s: %w", l.dir, err)
+	}
+	return n, nil
 }

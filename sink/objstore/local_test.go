@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamd/streamd/sink"
 	"github.com/streamd/streamd/sink/objstore"
@@ -221,5 +222,35 @@ func BenchmarkLocalPut(b *testing.B) {
 		if err := s.Put(context.Background(), "bench/obj.parquet", bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSweepRemovesInterruptedTemps(t *testing.T) {
+	dir := t.TempDir()
+	l := objstore.NewLocal(dir)
+	ctx := context.Background()
+	if err := l.Put(ctx, "p/a.parquet", strings.NewReader("data")); err != nil {
+		t.Fatal(err)
+	}
+	// What a Put killed mid-write leaves behind.
+	stale := filepath.Join(dir, "p", ".b.parquet.tmp-123abc")
+	if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Sweep(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("sweep of young temps removed %d (%v), want 0", n, err)
+	}
+	n, err := l.Sweep(ctx, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep removed %d (%v), want 1", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("temp file still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p", "a.parquet")); err != nil {
+		t.Fatalf("sweep removed a complete object: %v", err)
+	}
+	if n, err := objstore.NewLocal(filepath.Join(dir, "missing")).Sweep(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("sweep of a missing dir: %d, %v", n, err)
 	}
 }

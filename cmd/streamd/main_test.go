@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/internal/outcheck"
+	"github.com/streamd/streamd/internal/salesgen"
+)
+
+// streamdBin is the binary built from this package for end-to-end tests.
+var streamdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "streamd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	streamdBin = filepath.Join(dir, "streamd")
+	build := exec.Command("go", "build", "-o", streamdBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build streamd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// salesSchema is the contract's sales schema as config YAML.
+const salesSchema = `    schema:
+      - {name: transaction_id, type: string}
+      - {name: customer_id, type: string}
+      - {name: product_id, type: string}
+      - {name: quantity, type: int32}
+      - {name: unit_price, type: "decimal(10,2)"}
+      - {name: transaction_date, type: date}
+      - {name: event_time, type: timestamp}
+      - {name: region, type: string}
+      - {name: total_amount, type: "decimal(12,2)", expr: "quantity * unit_price"}
+    transforms:
+      - filter: "quantity > 0"
+`
+
+// salesConfig writes a config reading dir/in/*.jsonl* into dir/out.
+func salesConfig(t *testing.T, dir, window string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`state_dir: %[1]s/state
+shutdown_timeout: 20s
+pipelines:
+  - name: sales
+    source: {type: file, paths: ["%[1]s/in/*.jsonl*"], format: jsonl}
+%[2]s    window: %[3]s
+    sink: {type: parquet, path: %[1]s/out, partition_by: [region], compression: snappy}
+    dead_letter: {path: %[1]s/dlq}
+`, dir, salesSchema, window)
+	p := filepath.Join(dir, "streamd.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeSales writes files of generated sales records into dir/in.
+func writeSales(t *testing.T, dir string, files, perFile int, o salesgen.Options) []salesgen.Truth {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var all []salesgen.Truth
+	for i := 0; i < files; i++ {
+		f, err := os.Create(filepath.Join(dir, "in", fmt.Sprintf("sales-%02d.jsonl", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.FirstID = i * perFile
+		o.Seed = int64(i + 1)
+		tr, err := salesgen.Write(f, perFile, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, tr...)
+	}
+	return all
+}
+
+// checkExactlyOnce asserts that every good record is in the Parquet output
+// once with the right values, every bad record is in the dead letter once,
+// and filtered records are nowhere.
+func checkExactlyOnce(t *testing.T, dir string, truths []salesgen.Truth) {
+	t.Helper()
+	rows, err := outcheck.ReadParquetDir(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dls, err := outcheck.ReadDeadLetters(filepath.Join(dir, "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := outcheck.TempFiles(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tmp) > 0 {
+		t.Errorf("temporary files left visible: %v", tmp)
+	}
+	seen := map[string]outcheck.Row{}
+	for _, r := range rows {
+		id := r["transaction_id"]
+		if _, dup := seen[id]; dup {
+			t.Fatalf("transaction %s written twice (%s and %s)", id, seen[id]["_file"], r["_file"])
+		}
+		seen[id] = r
+	}
+	dead := map[string]outcheck.DeadLetter{}
+	for _, d := range dls {
+		i := strings.Index(d.Raw, `"T`)
+		if i < 0 || len(d.Raw) < i+11 {
+			t.Fatalf("dead letter without a transaction id: %+v", d)
+		}
+		id := d.Raw[i+1 : i+11]
+		if _, dup := dead[id]; dup {
+			t.Fatalf("transaction %s dead-lettered twice", id)
+		}
+		if d.Error == "" || d.Pipeline != "sales" || d.Lane == "" || d.Position == "" {
+			t.Fatalf("incomplete dead letter %+v", d)
+		}
+		dead[id] = d
+	}
+	var good, bad, filtered int
+	for _, tr := range truths {
+		r, written := seen[tr.ID]
+		d, dl := dead[tr.ID]
+		switch tr.Kind {
+		case salesgen.Good:
+			good++
+			if !written || dl {
+				t.Fatalf("good record %s: written %v, dead-lettered %v", tr.ID, written, dl)
+			}
+			price := fmt.Sprintf("%d.%02d", tr.PriceCents/100, tr.PriceCents%100)
+			total := int64(tr.Quantity) * tr.PriceCents
+			if r["quantity"] != fmt.Sprint(tr.Quantity) || trimZeros(r["unit_price"]) != trimZeros(price) || r["region"] != tr.Region ||
+				trimZeros(r["total_amount"]) != trimZeros(fmt.Sprintf("%d.%02d", total/100, total%100)) {
+				t.Fatalf("record %s read back as %v, want quantity %d price %s region %s", tr.ID, r, tr.Quantity, price, tr.Region)
+			}
+		case salesgen.Filtered:
+			filtered++
+			if written || dl {
+				t.Fatalf("filtered record %s: written %v, dead-lettered %v", tr.ID, written, dl)
+			}
+		default:
+			bad++
+			if written || !dl {
+				t.Fatalf("bad record %s: written %v, dead-lettered %v", tr.ID, written, dl)
+			}
+			if tr.Kind == salesgen.Uncastable && !strings.Contains(d.Error, "quantity") {
+				t.Fatalf("dead letter of %s does not name the column: %q", tr.ID, d.Error)
+			}
+		}
+	}
+	if len(rows) != good || len(dls) != bad {
+		t.Fatalf("output has %d rows and %d dead letters, want %d and %d", len(rows), len(dls), good, bad)
+	}
+	t.Logf("verified %d written, %d dead-lettered, %d filtered", good, bad, filtered)
+}
+
+func runStreamd(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(streamdBin, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func TestReplayWritesEveryRecordOnce(t *testing.T) {
+	dir := t.TempDir()
+	truths := writeSales(t, dir, 3, 7000, salesgen.Options{FilteredEvery: 37, MalformedEvery: 101, UncastableEvery: 97})
+	cfg := salesConfig(t, dir, "{max_records: 5000}")
+	out, err := runStreamd(t, dir, "run", "--config", cfg)
+	if err != nil {
+		t.Fatalf("streamd run: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "read 21000 = written") {
+		t.Fatalf("no summary line in output:\n%s", out)
+	}
+	checkExactlyOnce(t, dir, truths)
+
+	// A second run over committed input writes nothing new.
+	out, err = runStreamd(t, dir, "run", "--config", cfg)
+	if err != nil || !strings.Contains(out, "read 0 = written 0") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	checkExactlyOnce(t, dir, truths)
+}
+
+func TestCrashReplayExactlyOnce(t *testing.T) {
+	dir := t.TempDir()
+	truths := writeSales(t, dir, 4, 55000, salesgen.Options{FilteredEvery: 53, MalformedEvery: 211, UncastableEvery: 307})
+	cfg := salesConfig(t, dir, "{max_records: 700, max_age: 1s}")
+	seed := time.Now().UnixNano()
+	t.Logf("kill schedule seed %d", seed)
+	rng := newRand(seed)
+	kills := 0
+	for attempt := 0; kills < 25 && attempt < 200; attempt++ {
+		cmd := exec.Command(streamdBin, "run", "--config", cfg)
+		cmd.Dir = dir
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("streamd exited early: %v\n%s", err, out.String())
+			}
+			t.Logf("run finished before its kill (after %d kills)", kills)
+			attempt = 1 << 30 // finished: stop killing
+		case <-time.After(time.Duration(20+rng.IntN(400)) * time.Millisecond):
+			_ = cmd.Process.Kill()
+			<-done
+			kills++
+		}
+	}
+	if kills < 20 {
+		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
+	}
+	out, err := runStreamd(t, dir, "run", "--config", cfg)
+	if err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	t.Logf("after %d kills: %s", kills, lastLine(out))
+	checkExactlyOnce(t, dir, truths)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// trimZeros drops trailing fractional zeros: Arrow renders decimal(10,2)
+// 299.40 as "299.4".
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/checkpoint"
+	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/ingest/file"
+	"github.com/streamd/streamd/internal/config"
+	"github.com/streamd/streamd/pipeline"
+	"github.com/streamd/streamd/sink"
+	"github.com/streamd/streamd/sink/deadletter"
+	"github.com/streamd/streamd/sink/objstore"
+	"github.com/streamd/streamd/sink/objstore/s3store"
+	"github.com/streamd/streamd/sink/parquet"
+	"github.com/streamd/streamd/transform"
+	"github.com/streamd/streamd/window"
+)
+
+// runConfig builds every pipeline of cfg and runs them until ctx is done
+// or every finite source is committed.
+func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) error {
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	stores := &storeCache{log: log, byURL: map[string]sink.ObjectStore{}}
+	var pipes []*pipeline.Pipeline
+	var sinks []sink.Sink
+	defer func() {
+		for _, s := range sinks {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for _, pc := range cfg.Pipelines {
+		p, ss, err := buildPipeline(ctx, cfg, pc, store, stores, log)
+		sinks = append(sinks, ss...)
+		if err != nil {
+			return err
+		}
+		pipes = append(pipes, p)
+	}
+
+	start := time.Now()
+	stopProgress := startProgress(pipes, stderr, start)
+	errs := make([]error, len(pipes))
+	var wg sync.WaitGroup
+	for i, p := range pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	stopProgress()
+	for _, p := range pipes {
+		fmt.Fprintln(stderr, summary(p, time.Since(start)))
+	}
+	return errors.Join(errs...)
+}
+
+func openStore(cfg *config.Config) (checkpoint.Store, error) {
+	if cfg.Checkpoint != nil && cfg.Checkpoint.Store != "" && cfg.Checkpoint.Store != "file" {
+		return nil, fmt.Errorf("open checkpoint store %q: not available in this build yet (use state_dir)", cfg.Checkpoint.Store)
+	}
+	return checkpoint.NewFileStore(cfg.StateDir), nil
+}
+
+// storeCache opens each object-store location once.
+type storeCache struct {
+	log   *slog.Logger
+	mu    sync.Mutex
+	byURL map[string]sink.ObjectStore
+}
+
+// open returns the object store for a local directory or an s3:// URL.
+func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.byURL[loc]; ok {
+		return s, nil
+	}
+	var s sink.ObjectStore
+	if strings.HasPrefix(loc, "s3://") {
+		st, err := s3store.Open(ctx, loc, c.log)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", loc, err)
+		}
+		s = st
+	} else {
+		l := objstore.NewLocal(filepath.Clean(loc))
+		// A local directory has one writer, this process: what a crashed
+		// earlier run left half-written is garbage now.
+		n, err := l.Sweep(ctx, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", loc, err)
+		}
+		if n > 0 {
+			c.log.Info("removed temporary files of interrupted writes", slog.String("dir", loc), slog.Int("files", n))
+		}
+		s = l
+	}
+	c.byURL[loc] = s
+	return s, nil
+}
+
+func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
+	plog := log.With(slog.String("pipeline", pc.Name))
+	spec := transform.Spec{Format: pc.Source.Format}
+	for _, c := range pc.Schema {
+		t, err := streamd.ParseType(c.Type)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pipeline %q: column %q (line %d): %w", pc.Name, c.Name, c.Line, err)
+		}
+		spec.Columns = append(spec.Columns, transform.ColumnSpec{Name: c.Name, Type: t, Expr: c.Expr, From: c.From})
+	}
+	if len(spec.Columns) == 0 {
+		return nil, nil, fmt.Errorf("pipeline %q: schema inference at run time is not available yet; declare schema", pc.Name)
+	}
+	for _, tr := range pc.Transforms {
+		switch {
+		case tr.Filter != "":
+			spec.Filters = append(spec.Filters, tr.Filter)
+		case tr.Dedup != nil:
+			return nil, nil, fmt.Errorf("pipeline %q: transform at line %d: dedup is not available in this build yet", pc.Name, tr.Line)
+		case tr.Quality != nil:
+			return nil, nil, fmt.Errorf("pipeline %q: transform at line %d: quality is not available in this build yet", pc.Name, tr.Line)
+		}
+	}
+	prog, err := transform.Compile(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+	}
+
+	src, err := buildSource(pc, stores, plog)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	var sinks []sink.Sink
+	if pc.Sink.Type != "parquet" {
+		return nil, nil, fmt.Errorf("pipeline %q: sink type %q is not available in this build yet", pc.Name, pc.Sink.Type)
+	}
+	out, err := stores.open(ctx, pc.Sink.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+	}
+	comp, err := parquet.ParseCompression(pc.Sink.Compression)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+	}
+	pq, err := parquet.New(out, pc.Name, parquet.Options{
+		Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
+	}, plog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+	}
+	sinks = append(sinks, pq)
+
+	dlPath := pc.DeadLetter.Path
+	if dlPath == "" {
+		dlPath = filepath.Join(cfg.StateDir, "dead_letter", pc.Name)
+		plog.Info("no dead_letter.path configured; dead letters go under state_dir", slog.String("path", dlPath))
+	}
+	dlStore, err := stores.open(ctx, dlPath)
+	if err != nil {
+		return nil, sinks, fmt.Errorf("pipeline %q: dead letter: %w", pc.Name, err)
+	}
+	dl := deadletter.New(dlStore, pc.Name)
+	sinks = append(sinks, dl)
+
+	p, err := pipeline.New(pipeline.Config{
+		Name: pc.Name, Source: src, Processor: prog, Sink: pq, DeadLetter: dl, Store: store,
+		Window:       window.Policy{MaxRecords: pc.Window.MaxRecords, MaxBytes: int(pc.Window.MaxBytes), MaxAge: pc.Window.MaxAge.Std()},
+		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log,
+	})
+	return p, sinks, err
+}
+
+func buildSource(pc config.Pipeline, stores *storeCache, log *slog.Logger) (ingest.Source, error) {
+	switch pc.Source.Type {
+	case "file":
+		return file.New(file.Config{
+			Paths: pc.Source.Paths, Format: pc.Source.Format, MaxRecordSize: int(pc.Source.MaxRecordSize), Logger: log,
+			OpenBucket: func(ctx context.Context, bucket string) (file.ObjectReader, error) {
+				return stores.open(ctx, "s3://"+bucket)
+			},
+		})
+	}
+	return nil, fmt.Errorf("pipeline %q: source type %q is not available in this build yet", pc.Name, pc.Source.Type)
+}
+
+// summary is the one-line account printed when a run ends.
+func summary(p *pipeline.Pipeline, took time.Duration) string {
+	s := p.Stats()
+	rate := float64(s.Read) / took.Seconds()
+	return fmt.Sprintf("streamd: pipeline %s: read %d = written %d + filtered %d + deduplicated %d + dead-lettered %d; %d batches, %d lanes ended, %.1fs, %.0f records/s",
+		p.Name(), s.Read, s.Written, s.Filtered, s.Deduplicated, s.DeadLettered, s.Batches, s.LanesEnded, took.Seconds(), rate)
+}
+
+// startProgress prints progress at most once a second while stderr is a
+// terminal; the returned func stops it.
+func startProgress(pipes []*pipeline.Pipeline, stderr io.Writer, start time.Time) func() {
+	f, ok := stderr.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(f, "\r\033[K")
+				return
+			case <-t.C:
+				var read, lanes int64
+				for _, p := range pipes {
+					s := p.Stats()
+					read += s.Read
+					lanes += s.LanesEnded
+				}
+				el := time.Since(start).Seconds()
+				fmt.Fprintf(f, "\r\033[Kcommitted %d records, %.0f records/s, %d lanes (files) done", read, float64(read)/el, lanes)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
