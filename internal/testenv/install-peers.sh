@@ -17,16 +17,25 @@ KINESALITE_VERSION="3.3.3"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="$root/.cache"
-mkdir -p "$cache/bin" "$cache/npm"
+# Builds are kept per machine too, so a fresh clone (CI) reuses them.
+shared="${STREAMD_PEERS_CACHE:-${HOME:-/root}/.cache/streamd-peers}"
+mkdir -p "$cache/bin" "$cache/npm" "$shared/bin"
 
 log() { printf 'install-peers: %s\n' "$*" >&2; }
 
 # --- MinIO -----------------------------------------------------------------
+minio_bin="$shared/bin/minio-$MINIO_VERSION"
 if [[ -x "$cache/bin/minio" ]]; then
 	log "minio already in $cache/bin"
 else
-	log "building minio $MINIO_VERSION (takes a few minutes)"
-	(cd "$cache" && GOBIN="$cache/bin" GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
+	if [[ ! -x "$minio_bin" ]]; then
+		log "building minio $MINIO_VERSION (takes a few minutes)"
+		tmp="$(mktemp -d)"
+		(cd "$cache" && GOBIN="$tmp" GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
+		mv "$tmp/minio" "$minio_bin"
+		rmdir "$tmp"
+	fi
+	cp "$minio_bin" "$cache/bin/minio"
 fi
 
 # --- kcat --------------------------------------------------------------------
