@@ -16,6 +16,16 @@ type Chunk struct {
 	// End marks that the lane has no more records (a file read to its end,
 	// a closed shard). A chunk with End may carry records too.
 	End bool
+	// Revoked marks that the source no longer owns the lane (a Kafka
+	// partition revoked in a rebalance, a shard lease lost). The chunk
+	// carries no records. The pipeline finishes the lane's open batch
+	// (flushes and commits it) or, if it cannot, abandons it uncommitted,
+	// forgets the lane, and then closes Released. A source that must not
+	// let go of the lane before that (Kafka's revoke callback) waits on
+	// Released. A later chunk of the same lane starts it afresh, resuming
+	// from the checkpoint store.
+	Revoked  bool
+	Released chan struct{}
 }
 
 // Resumer tells a source where each lane resumes. It is implemented by the

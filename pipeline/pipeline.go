@@ -25,12 +25,35 @@ type Processor interface {
 	Schema() *streamd.Schema
 }
 
+// Operator is a stateful, order-dependent step (dedup, rolling outlier
+// statistics) that the pipeline runs on each lane's decoded segments in
+// position order, after Processor.Process. Its per-lane state is saved with
+// every commit and restored when the lane starts, so a redo decides exactly
+// as the first attempt did. Calls for one lane never overlap; calls for
+// different lanes may.
+type Operator interface {
+	// Restore sets the lane's state from what Snapshot returned for the
+	// last committed batch; state is nil for a lane never committed.
+	Restore(lane string, state []byte) error
+	// Apply runs on the lane's next segment. It may remove rows, counting
+	// each in b.Filtered, b.Deduplicated or b.Dead so b stays reconciled.
+	Apply(lane string, b *streamd.Batch) error
+	// Snapshot returns the lane's state as of the last Apply; it is
+	// committed with the batch that ends there.
+	Snapshot(lane string) ([]byte, error)
+	// Forget drops the lane's state (the lane was revoked).
+	Forget(lane string)
+}
+
 // Config wires one pipeline.
 type Config struct {
 	// Name is the pipeline's name; it prefixes output names and checkpoints.
 	Name      string
 	Source    ingest.Source
 	Processor Processor
+	// Operator, if set, runs the stateful operators on each lane's
+	// segments in order.
+	Operator Operator
 	// Sink receives the batch's rows; DeadLetter its dead letters. Both
 	// must acknowledge before the lane is committed.
 	Sink       sink.Sink
@@ -204,11 +227,42 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 
 	lanes := map[string]*laneRun{}
+	releasing := map[string]*laneRun{} // revoked lanes still finishing
 	var lanesWG sync.WaitGroup
 	for c := range chunks {
 		l := lanes[c.Lane]
+		if c.Revoked {
+			if l == nil {
+				if c.Released != nil {
+					close(c.Released)
+				}
+				continue
+			}
+			close(l.in)
+			delete(lanes, c.Lane)
+			releasing[c.Lane] = l
+			lanesWG.Add(1)
+			go func() {
+				defer lanesWG.Done()
+				<-l.done
+				if p.cfg.Operator != nil {
+					p.cfg.Operator.Forget(l.name)
+				}
+				if c.Released != nil {
+					close(c.Released)
+				}
+			}()
+			continue
+		}
 		if l == nil {
+			if old := releasing[c.Lane]; old != nil {
+				<-old.done // never two runs of one lane at once
+				delete(releasing, c.Lane)
+			}
 			st, err := p.cfg.Store.Load(flushCtx, p.cfg.Name, c.Lane)
+			if err == nil && p.cfg.Operator != nil {
+				err = p.cfg.Operator.Restore(c.Lane, st.OpState)
+			}
 			if err != nil {
 				fail(fmt.Errorf("load lane %q: %w", c.Lane, err))
 				continue // keep draining the source until it stops
@@ -252,17 +306,28 @@ func (r resumer) Resume(ctx context.Context, lane string) (streamd.Position, boo
 type laneRun struct {
 	name string
 	in   chan ingest.Chunk
+	done chan struct{} // closed when all three have returned
 }
 
-func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.State, jobs chan<- job, fail func(error), wg *sync.WaitGroup) *laneRun {
-	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1)}
+func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.State, jobs chan<- job, fail func(error), all *sync.WaitGroup) *laneRun {
+	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1), done: make(chan struct{})}
 	segs := make(chan segment, 2*p.cfg.Workers+2)
 	type flush struct {
 		b      *streamd.Batch
 		reason window.Reason
+		state  []byte
 	}
 	flushes := make(chan flush, 1)
+	// wg counts the lane's three goroutines; all counts the watcher that
+	// closes l.done after them.
+	wg := &sync.WaitGroup{}
 	wg.Add(3)
+	all.Add(1)
+	go func() {
+		defer all.Done()
+		wg.Wait()
+		close(l.done)
+	}()
 
 	// Splitter: cuts records into segments at window boundaries.
 	go func() {
@@ -276,17 +341,37 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 		defer wg.Done()
 		defer close(flushes)
 		var open *streamd.Batch
+		failed := false
 		for s := range segs {
 			if s.res != nil {
 				b := <-s.res
+				if p.cfg.Operator != nil && !failed {
+					if err := p.cfg.Operator.Apply(name, b); err != nil {
+						failed = true
+						fail(fmt.Errorf("apply operators on lane %q: %w", name, err))
+					}
+				}
+				if failed {
+					continue // a failed lane writes nothing more
+				}
 				if open == nil {
 					open = b
 				} else {
 					open.Append(b)
 				}
 			}
-			if s.close != "" && open != nil && open.Read > 0 {
-				flushes <- flush{b: open, reason: s.close}
+			if s.close != "" && open != nil && open.Read > 0 && !failed {
+				f := flush{b: open, reason: s.close}
+				if p.cfg.Operator != nil {
+					st, err := p.cfg.Operator.Snapshot(name)
+					if err != nil {
+						failed = true
+						fail(fmt.Errorf("snapshot operators on lane %q: %w", name, err))
+						continue
+					}
+					f.state = st
+				}
+				flushes <- f
 				open = nil
 			}
 			if s.end {
@@ -303,7 +388,7 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 			if failed {
 				continue // drain so the lane's other goroutines can finish
 			}
-			if err := p.flush(ctx, name, f.b, f.reason); err != nil {
+			if err := p.flush(ctx, name, f.b, f.reason, f.state); err != nil {
 				failed = true
 				fail(err)
 			}
@@ -390,7 +475,7 @@ func (p *Pipeline) split(l *laneRun, redo *streamd.Intent, jobs chan<- job, segs
 
 // flush carries out intent → write → commit for one batch, retrying with
 // backoff.
-func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, reason window.Reason) error {
+func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, reason window.Reason, state []byte) error {
 	in := streamd.Intent{Pipeline: p.cfg.Name, Lane: lane, From: b.From, To: b.To}
 	if !b.Accounted() {
 		return fmt.Errorf("flush lane %q [%s, %s]: batch does not reconcile: read %d != rows %d + filtered %d + deduplicated %d + dead %d",
@@ -400,7 +485,7 @@ func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, rea
 	backoff := p.cfg.RetryBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = p.flushOnce(ctx, in, b); err == nil {
+		if err = p.flushOnce(ctx, in, b, state); err == nil {
 			break
 		}
 		if p.cfg.Observer != nil {
@@ -434,7 +519,7 @@ func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, rea
 	return nil
 }
 
-func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
+func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.Batch, state []byte) error {
 	if err := p.cfg.Store.PutIntent(ctx, in); err != nil {
 		return err
 	}
@@ -449,7 +534,7 @@ func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.
 			return fmt.Errorf("write dead letter: %w", err)
 		}
 	}
-	if err := p.cfg.Store.Commit(ctx, in, nil); err != nil {
+	if err := p.cfg.Store.Commit(ctx, in, state); err != nil {
 		return err
 	}
 	return nil
