@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/ingest"
@@ -47,6 +48,14 @@ type Config struct {
 	// OpenBucket returns a reader for an S3 bucket; required only when a
 	// path is an s3:// URL.
 	OpenBucket func(ctx context.Context, bucket string) (ObjectReader, error)
+	// ReadAttempts is how often a remote (s3://) object whose transfer
+	// breaks is opened again, resuming after the last record read, before
+	// the rest of it is dead-lettered (default 8). Local read errors are not
+	// retried.
+	ReadAttempts int
+	// RetryBackoff is the first pause before reopening (default 200ms),
+	// doubling up to 10s.
+	RetryBackoff time.Duration
 	// Logger receives warnings (default: discard).
 	Logger *slog.Logger
 }
@@ -92,6 +101,12 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultParallel
+	}
+	if cfg.ReadAttempts <= 0 {
+		cfg.ReadAttempts = 8
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 200 * time.Millisecond
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -249,9 +264,51 @@ func (s *Source) readLane(ctx context.Context, l lane, resume ingest.Resumer, ou
 	if err != nil {
 		return fmt.Errorf("read %s: %w", l.name, err)
 	}
+	backoff := s.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		r := s.readFrom(ctx, l, after, resumed, out)
+		if r.err == nil || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil
+		}
+		if r.sendErr {
+			return r.err
+		}
+		// A remote object whose transfer broke is opened again and read on
+		// after the last record handed on; a local read error is permanent.
+		if l.bucket == nil || attempt >= s.cfg.ReadAttempts {
+			return s.endWithError(ctx, l, r.off, r.err, out)
+		}
+		s.log.Warn("reading object failed; reopening it after the last record read", slog.String("lane", l.name),
+			slog.Int64("offset", r.off), slog.Int("attempt", attempt), slog.String("error", r.err.Error()))
+		if r.last != nil {
+			after, resumed = *r.last, true
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// readResult is how one pass over a lane ended.
+type readResult struct {
+	err     error
+	sendErr bool              // err came from handing a chunk on (ctx done)
+	off     int64             // where reading stopped
+	last    *streamd.Position // the last record handed on, if any
+}
+
+// readFrom opens the lane and hands on its records after `after` (from the
+// start when !resumed) until the end or the first error.
+func (s *Source) readFrom(ctx context.Context, l lane, after streamd.Position, resumed bool, out chan<- ingest.Chunk) readResult {
 	rc, err := s.open(ctx, l)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", l.name, err)
+		return readResult{err: fmt.Errorf("open: %w", err)}
 	}
 	defer rc.Close()
 
@@ -260,33 +317,41 @@ func (s *Source) readLane(ctx context.Context, l lane, resume ingest.Resumer, ou
 	if s.cfg.Format == "csv" {
 		h, _, _, err := lr.next()
 		if err != nil && !errors.Is(err, io.EOF) {
-			return s.endWithError(ctx, l, lr.off, err, out)
+			return readResult{err: err, off: lr.off}
 		}
 		header = bytes.Clone(h)
 	}
 	if resumed {
 		if err := lr.skipTo(after.Offset); err != nil {
 			if errors.Is(err, io.EOF) {
-				return send(ctx, out, ingest.Chunk{Lane: l.name, Header: header, End: true})
+				return s.sent(send(ctx, out, ingest.Chunk{Lane: l.name, Header: header, End: true}), nil)
 			}
-			return s.endWithError(ctx, l, lr.off, err, out)
+			return readResult{err: err, off: lr.off}
 		}
 	}
 
+	var last *streamd.Position
 	cb := newChunkBuilder(l.name, header)
+	flush := func(end bool) error {
+		if n := len(cb.recs); n > 0 {
+			p := cb.recs[n-1].Pos
+			last = &p
+		}
+		return send(ctx, out, cb.finish(end))
+	}
 	for {
 		start := lr.off
 		line, truncated, full, err := lr.next()
 		if errors.Is(err, io.EOF) && line == nil {
-			return send(ctx, out, cb.finish(true))
+			return s.sent(flush(true), last)
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			if len(cb.recs) > 0 {
-				if err := send(ctx, out, cb.finish(false)); err != nil {
-					return err
+				if err := flush(false); err != nil {
+					return s.sent(err, last)
 				}
 			}
-			return s.endWithError(ctx, l, start, err, out)
+			return readResult{err: err, off: start, last: last}
 		}
 		if truncated || len(bytes.TrimSpace(line)) > 0 {
 			rec := cb.add(line, start)
@@ -295,12 +360,19 @@ func (s *Source) readLane(ctx context.Context, l lane, resume ingest.Resumer, ou
 			}
 		}
 		if len(cb.recs) >= s.cfg.ChunkRecords || len(cb.buf) >= chunkBytes {
-			if err := send(ctx, out, cb.finish(false)); err != nil {
-				return err
+			if err := flush(false); err != nil {
+				return s.sent(err, last)
 			}
 			cb = newChunkBuilder(l.name, header)
 		}
 	}
+}
+
+func (s *Source) sent(err error, last *streamd.Position) readResult {
+	if err != nil {
+		return readResult{err: err, sendErr: true, last: last}
+	}
+	return readResult{last: last}
 }
 
 // chunkBytes bounds the raw bytes of one chunk.

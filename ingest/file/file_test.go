@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/ingest"
@@ -246,4 +248,90 @@ func TestFailures(t *testing.T) {
 			}
 		}
 	})
+}
+
+// flakyBucket serves one object whose transfer breaks after cut bytes on
+// the first breaks Gets.
+type flakyBucket struct {
+	mu     sync.Mutex
+	data   []byte
+	cut    int
+	breaks int
+	gets   int
+}
+
+type brokenReader struct {
+	r   *bytes.Reader
+	n   int
+	cut int
+}
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.n >= b.cut {
+		return 0, errors.New("connection reset by peer")
+	}
+	if len(p) > b.cut-b.n {
+		p = p[:b.cut-b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n += n
+	return n, err
+}
+
+func (f *flakyBucket) Get(_ context.Context, name string) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	if f.gets <= f.breaks {
+		return io.NopCloser(&brokenReader{r: bytes.NewReader(f.data), cut: f.cut * f.gets}), nil
+	}
+	return io.NopCloser(bytes.NewReader(f.data)), nil
+}
+
+func (f *flakyBucket) List(_ context.Context, prefix string, fn func(string) error) error {
+	return fn("in/sales.jsonl")
+}
+
+func TestRemoteTransferBreaksAreResumed(t *testing.T) {
+	var sb strings.Builder
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&sb, "{\"n\":%d}\n", i)
+	}
+	for _, breaks := range []int{1, 3} {
+		fb := &flakyBucket{data: []byte(sb.String()), cut: 10000, breaks: breaks}
+		src, err := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ChunkRecords: 100, RetryBackoff: time.Millisecond,
+			OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return fb, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := collect(t, src, &memResumer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := got["s3://b/in/sales.jsonl"]
+		if len(r.recs) != 5000 || r.ends != 1 {
+			t.Fatalf("breaks %d: got %d records, %d ends", breaks, len(r.recs), r.ends)
+		}
+		for i, rec := range r.recs {
+			if want := fmt.Sprintf("{\"n\":%d}", i); string(rec.Data) != want || rec.Err != "" {
+				t.Fatalf("breaks %d: record %d is %q (err %q), want %q", breaks, i, rec.Data, rec.Err, want)
+			}
+		}
+		if fb.gets != breaks+1 {
+			t.Fatalf("breaks %d: %d gets", breaks, fb.gets)
+		}
+	}
+	// A transfer that keeps breaking ends the lane with a dead letter.
+	fb := &flakyBucket{data: []byte(sb.String()), cut: 1000, breaks: 100}
+	src, _ := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ReadAttempts: 3, RetryBackoff: time.Millisecond,
+		OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return fb, nil }})
+	got, err := collect(t, src, &memResumer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got["s3://b/in/sales.jsonl"]
+	last := r.recs[len(r.recs)-1]
+	if fb.gets != 3 || !strings.Contains(last.Err, "connection reset") || r.ends != 1 {
+		t.Fatalf("gets %d, last %+v", fb.gets, last)
+	}
 }
