@@ -1,5 +1,7 @@
 package streamd
 
+import "slices"
+
 // Bytes is a vector of variable-length values stored back to back: value i
 // is Data[Offs[i]:Offs[i+1]]. Offs always has one more entry than values.
 type Bytes struct {
@@ -375,6 +377,50 @@ func (b *Batch) Append(o *Batch) {
 	b.Bytes += o.Bytes
 	b.Filtered += o.Filtered
 	b.Deduplicated += o.Deduplicated
+}
+
+// Reserve grows the batch's capacity so that rows more rows, holding about
+// bytesPerRow bytes of variable-length data per column, append without
+// reallocating. It is a hint; appending beyond it still works.
+func (b *Batch) Reserve(rows int, bytesPerRow []int) {
+	b.Pos = slices.Grow(b.Pos, rows)
+	b.EventTime = slices.Grow(b.EventTime, rows)
+	for i := range b.Cols {
+		c := &b.Cols[i]
+		c.Valid = slices.Grow(c.Valid, rows)
+		switch c.storage() {
+		case StoreInt32:
+			c.Int32 = slices.Grow(c.Int32, rows)
+		case StoreInt64:
+			c.Int64 = slices.Grow(c.Int64, rows)
+		case StoreFloat64:
+			c.Float64 = slices.Grow(c.Float64, rows)
+		case StoreBool:
+			c.Bool = slices.Grow(c.Bool, rows)
+		case StoreBytes:
+			c.Bytes.Offs = slices.Grow(c.Bytes.Offs, rows+1)
+			if i < len(bytesPerRow) {
+				c.Bytes.Data = slices.Grow(c.Bytes.Data, rows*bytesPerRow[i])
+			}
+		}
+	}
+}
+
+// AvgBytesPerRow returns, per column, the average variable-length bytes a
+// row holds (0 for fixed-width columns), rounded up; a sizing hint for
+// Reserve.
+func (b *Batch) AvgBytesPerRow() []int {
+	out := make([]int, len(b.Cols))
+	n := b.Len()
+	if n == 0 {
+		return out
+	}
+	for i := range b.Cols {
+		if b.Cols[i].storage() == StoreBytes {
+			out[i] = (len(b.Cols[i].Bytes.Data) + n - 1) / n
+		}
+	}
+	return out
 }
 
 // Reset empties the batch for reuse, keeping its capacity.

@@ -355,10 +355,9 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 					continue // a failed lane writes nothing more
 				}
 				if open == nil {
-					open = b
-				} else {
-					open.Append(b)
+					open = p.newOpenBatch(name, b)
 				}
+				open.Append(b)
 			}
 			if s.close != "" && open != nil && open.Read > 0 && !failed {
 				f := flush{b: open, reason: s.close}
@@ -395,6 +394,22 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 		}
 	}()
 	return l
+}
+
+// newOpenBatch returns an empty batch sized, from its first segment first,
+// for a full window, so that appending segments copies each value once.
+func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batch {
+	b := streamd.NewBatch(first.Schema, lane)
+	rows := p.cfg.Window.MaxRecords
+	if first.Read > 0 && first.Bytes > 0 {
+		// Rows that fit in max_bytes at this segment's bytes per record.
+		if byBytes := int(int64(p.cfg.Window.MaxBytes) * int64(first.Read) / int64(first.Bytes)); byBytes < rows {
+			rows = byBytes
+		}
+	}
+	rows = min(rows, 1<<20) // a hint, not a limit: keep the up-front reservation bounded
+	b.Reserve(rows+first.Len(), first.AvgBytesPerRow())
+	return b
 }
 
 // split reads the lane's chunks and emits decode jobs and window closes.

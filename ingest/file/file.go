@@ -387,7 +387,7 @@ type chunkBuilder struct {
 }
 
 func newChunkBuilder(lane string, header []byte) *chunkBuilder {
-	return &chunkBuilder{lane: lane, header: header, buf: make([]byte, 0, 256<<10)}
+	return &chunkBuilder{lane: lane, header: header, buf: make([]byte, 0, chunkBytes+64<<10)}
 }
 
 func (c *chunkBuilder) add(line []byte, off int64) *streamd.Record {
