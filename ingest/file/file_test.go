@@ -38,6 +38,8 @@ type laneResult struct {
 	ends   int
 }
 
+type streamdPosition = streamd.Position
+
 func collect(t *testing.T, src ingest.Source, res ingest.Resumer) (map[string]*laneResult, error) {
 	t.Helper()
 	out := make(chan ingest.Chunk, 4)
