@@ -5,11 +5,11 @@
 package deps
 
 import (
+	_ "github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	_ "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	_ "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	_ "github.com/aws/aws-sdk-go-v2/service/firehose"
 	_ "github.com/aws/aws-sdk-go-v2/service/kinesis"
-	_ "github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	_ "github.com/opensearch-project/opensearch-go/v4"
 	_ "github.com/twmb/franz-go/pkg/kadm"
 	_ "github.com/twmb/franz-go/pkg/kfake"
