@@ -1,0 +1,658 @@
+package kafka
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/ingest"
+)
+
+// Source consumes Kafka topics as a member of a consumer group. Each
+// assigned topic-partition is a lane named "topic/partition" whose positions
+// are offsets. It implements ingest.Source and ingest.Committer. Run it once.
+type Source struct {
+	cfg Config
+	log *slog.Logger
+
+	ran atomic.Bool
+	mu  sync.Mutex
+	run *runner // the current Run, for Committed
+}
+
+// Compile-time checks of the contracts.
+var (
+	_ ingest.Source    = (*Source)(nil)
+	_ ingest.Committer = (*Source)(nil)
+)
+
+// New validates cfg and returns a source. It does no I/O: certificate
+// files, AWS credentials and brokers are first touched by Run.
+func New(cfg Config) (*Source, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Source{cfg: c, log: c.Logger.With(slog.String("source", "kafka"), slog.String("group", c.Group))}, nil
+}
+
+// LaneName returns the lane of a topic-partition: "topic/partition".
+func LaneName(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// ParseLane splits a lane name made by LaneName.
+func ParseLane(lane string) (topic string, partition int32, ok bool) {
+	i := strings.LastIndexByte(lane, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(lane[i+1:], 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return lane[:i], int32(p), true
+}
+
+// Committed implements ingest.Committer: the checkpoint store durably
+// committed lane up to pos, so the group offset may move to pos+1. Commits
+// are coalesced and sent every CommitInterval, after a revoke's handshake
+// and at shutdown; the group offset therefore never runs ahead of the
+// store. A lane this member no longer owns is ignored.
+func (s *Source) Committed(_ context.Context, lane string, pos streamd.Position) {
+	s.mu.Lock()
+	r := s.run
+	s.mu.Unlock()
+	if r != nil {
+		r.committed(lane, pos)
+	}
+}
+
+// ErrAlreadyRan is returned by a second call of Run.
+var ErrAlreadyRan = errors.New("kafka source already ran")
+
+// Run implements ingest.Source. It joins the group and sends each owned
+// partition's records, in offset order, as chunks of its lane. Where a
+// partition starts is decided when it is assigned: after the checkpoint
+// store's position (resume.Resume), else the group's committed offset,
+// else Start.
+//
+// When partitions are revoked, Run sends a Revoked chunk per partition and
+// lets the rebalance go on only once the pipeline has released them (or
+// RevokeTimeout passed), then commits their group offsets. When ctx is
+// done, it does the same for every owned partition (bounded by
+// ShutdownTimeout), commits the group offsets synchronously, leaves the
+// group and closes the client before returning nil.
+//
+// Record content never fails Run: a record is handed on as it is and the
+// pipeline dead-letters what it cannot decode. Run fails for bad
+// addresses, certificates or credentials, authorization errors and a
+// failing checkpoint store.
+func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRan
+	}
+	m, err := newMetrics(s.cfg.Registerer, s.cfg.Pipeline)
+	if err != nil {
+		return fmt.Errorf("run kafka source: %w", err)
+	}
+	r := &runner{
+		cfg: s.cfg, log: s.log, resume: resume, out: out, m: m,
+		lanes: map[string]*laneState{},
+	}
+	opts, err := s.clientOpts(ctx, r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("run kafka source: %w", err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("run kafka source: new client: %w", err)
+	}
+	r.cl = cl
+	s.mu.Lock()
+	s.run = r
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.run = nil
+		s.mu.Unlock()
+		cl.Close() // leaves the group; our revoke callback is a no-op by now
+	}()
+
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	err = cl.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("run kafka source: connect to brokers %s: %w", strings.Join(s.cfg.Brokers, ","), err)
+	}
+	s.log.Info("kafka source started", slog.Any("brokers", s.cfg.Brokers), slog.Any("topics", s.cfg.Topics),
+		slog.String("topic_regex", s.cfg.TopicRegex), slog.String("start", s.cfg.Start))
+
+	commitCtx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
+	var commits sync.WaitGroup
+	commits.Add(1)
+	go func() {
+		defer commits.Done()
+		r.commitLoop(commitCtx)
+	}()
+
+	runErr := r.poll(ctx)
+
+	stopCommits()
+	commits.Wait()
+	r.shutdown()
+	if runErr != nil {
+		return fmt.Errorf("run kafka source: %w", runErr)
+	}
+	return nil
+}
+
+// clientOpts builds the franz-go options; it reads TLS files and resolves
+// AWS credentials, so it runs inside Run.
+func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
+	c := s.cfg
+	start := kgo.NewOffset().AtStart()
+	if c.Start == StartLatest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	fetchBytes := int32(c.MaxBufferedBytes / 2)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.ConsumerGroup(c.Group),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.RebalanceTimeout(c.RebalanceTimeout),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(r.adjust),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.lost),
+		kgo.ConsumeStartOffset(start),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchMaxBytes(fetchBytes),
+		kgo.FetchMaxPartitionBytes(min(fetchBytes, defaultMaxPartitionBytes)),
+		kgo.MaxConcurrentFetches(2),
+		kgo.FetchMaxWait(c.FetchMaxWait),
+		kgo.WithLogger(kgoLogger{s.log}),
+	}
+	if c.TopicRegex != "" {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics("^(?:"+c.TopicRegex+")$"))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(c.Topics...))
+	}
+	if c.ReadUncommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	} else {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	if c.TLS != nil {
+		tc, err := buildTLS(c.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if c.SASL != nil {
+		mech, err := buildSASL(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(mech))
+	}
+	if h := r.m.kprom(c.Pipeline); h != nil {
+		opts = append(opts, kgo.WithHooks(h))
+	}
+	return opts, nil
+}
+
+// laneState is what the runner knows of one topic-partition.
+type laneState struct {
+	topic     string
+	partition int32
+	owned     bool
+	// next is the offset to commit to the group: the last durably
+	// committed offset + 1, or where the partition resumed; -1 if unknown.
+	next    int64
+	pending bool  // next is not yet committed to the group
+	hwm     int64 // last fetch high watermark (or last stable offset), -1 if none
+}
+
+// runner is the state of one Run.
+type runner struct {
+	cfg    Config
+	log    *slog.Logger
+	cl     *kgo.Client
+	resume ingest.Resumer
+	out    chan<- ingest.Chunk
+	m      *metrics
+
+	// handshakeMu serialises revoke handshakes: the group's callbacks and
+	// the shutdown.
+	handshakeMu sync.Mutex
+	// commitMu serialises group offset commits, so a commit that a revoke
+	// waits for is never overtaken by an older one.
+	commitMu sync.Mutex
+
+	mu      sync.Mutex // guards the fields below
+	lanes   map[string]*laneState
+	closing bool // the shutdown handshake is done: send nothing more
+	fatal   error
+}
+
+func (r *runner) setFatal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+}
+
+func (r *runner) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+// adjust runs when partitions are assigned, after the group's committed
+// offsets were fetched and before fetching starts: each partition the
+// checkpoint store has a position for starts right after it; the others
+// keep the group offset, or Start when there is none.
+func (r *runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range offsets {
+		for p, off := range parts {
+			lane := LaneName(topic, p)
+			pos, ok, err := r.resumeLane(ctx, lane)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.setFatal(err)
+				}
+				return nil, err
+			}
+			next := int64(-1)
+			src := "start"
+			if ok {
+				next = pos.Offset + 1
+				parts[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+				src = "checkpoint"
+			} else if eo := off.EpochOffset(); eo.Offset >= 0 {
+				next = eo.Offset
+				src = "group offset"
+			}
+			r.mu.Lock()
+			st := r.lanes[lane]
+			if st == nil {
+				st = &laneState{topic: topic, partition: p}
+				r.lanes[lane] = st
+			}
+			st.owned, st.next, st.pending, st.hwm = true, next, false, -1
+			r.mu.Unlock()
+			r.log.Info("partition assigned", slog.String("lane", lane), slog.String("from", src), slog.Int64("offset", next))
+		}
+	}
+	return offsets, nil
+}
+
+// resumeLane asks the checkpoint store, retrying briefly.
+func (r *runner) resumeLane(ctx context.Context, lane string) (streamd.Position, bool, error) {
+	var err error
+	backoff := 100 * time.Millisecond
+	for attempt := 1; attempt <= 4; attempt++ {
+		var pos streamd.Position
+		var ok bool
+		if pos, ok, err = r.resume.Resume(ctx, lane); err == nil {
+			if ok && pos.Seq != "" {
+				return pos, false, fmt.Errorf("resume lane %q: checkpoint %s is not a Kafka offset", lane, pos)
+			}
+			return pos, ok, nil
+		}
+		r.log.Warn("resume failed; retrying", slog.String("lane", lane), slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return streamd.Position{}, false, ctx.Err()
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+	return streamd.Position{}, false, fmt.Errorf("resume lane %q: %w", lane, err)
+}
+
+// revoked is the group's OnPartitionsRevoked callback.
+func (r *runner) revoked(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	r.handshake(parts, r.cfg.RevokeTimeout, true, "revoked")
+}
+
+// lost is the group's OnPartitionsLost callback: another member may own
+// the partitions already, so the wait is short and nothing is committed.
+func (r *runner) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	r.handshake(parts, r.cfg.LostTimeout, false, "lost")
+}
+
+// handshake tells the pipeline that parts are no longer this member's
+// (a Revoked chunk per lane), waits until it released them or timeout
+// passed, and then, if commit, commits their final group offsets.
+func (r *runner) handshake(parts map[string][]int32, timeout time.Duration, commit bool, why string) {
+	var lanes []string
+	for topic, ps := range parts {
+		for _, p := range ps {
+			lanes = append(lanes, LaneName(topic, p))
+		}
+	}
+	if len(lanes) == 0 {
+		return
+	}
+	r.handshakeMu.Lock()
+	defer r.handshakeMu.Unlock()
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if closing {
+		return
+	}
+	r.releaseLanes(lanes, timeout, commit, why)
+}
+
+// releaseLanes sends the Revoked chunks and waits; the caller holds
+// handshakeMu.
+func (r *runner) releaseLanes(lanes []string, timeout time.Duration, commit bool, why string) {
+	start := time.Now()
+	released := make([]chan struct{}, len(lanes))
+	for i, lane := range lanes {
+		released[i] = make(chan struct{})
+		// A plain send: the pipeline reads chunks until Run returns, and
+		// Run waits for this handshake before it returns.
+		r.out <- ingest.Chunk{Lane: lane, Revoked: true, Released: released[i]}
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var late []string
+	for i, ch := range released {
+		select {
+		case <-ch:
+		case <-deadline.C:
+			late = append(late, lanes[i:]...)
+			goto waited
+		}
+	}
+waited:
+	if len(late) > 0 {
+		// Their open batches may still commit; the next owner redoes or
+		// skips them by the checkpoint store, and output names are
+		// deterministic, so nothing is duplicated.
+		r.log.Warn("pipeline did not release partitions in time; their open batches are abandoned to the next owner",
+			slog.String("why", why), slog.Any("lanes", late), slog.Duration("timeout", timeout))
+	}
+	if commit {
+		set := make(map[string]bool, len(lanes))
+		for _, l := range lanes {
+			set[l] = true
+		}
+		if err := r.commitPending(func(lane string) bool { return set[lane] }); err != nil {
+			r.log.Warn("commit group offsets of released partitions", slog.String("error", err.Error()))
+		}
+	}
+	r.mu.Lock()
+	for _, lane := range lanes {
+		if st := r.lanes[lane]; st != nil {
+			st.owned, st.pending = false, false
+			r.m.dropLag(st.topic, st.partition)
+		}
+	}
+	r.mu.Unlock()
+	r.log.Info("partitions released", slog.String("why", why), slog.Any("lanes", lanes), slog.Duration("took", time.Since(start)))
+}
+
+// committed records a durable commit of lane up to pos.
+func (r *runner) committed(lane string, pos streamd.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.lanes[lane]
+	if st == nil || !st.owned || r.closing {
+		return
+	}
+	if n := pos.Offset + 1; n > st.next {
+		st.next, st.pending = n, true
+	}
+	if st.hwm >= 0 {
+		r.m.setLag(st.topic, st.partition, st.hwm-st.next)
+	}
+}
+
+// commitLoop commits pending group offsets every CommitInterval.
+func (r *runner) commitLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.commitPending(nil); err != nil {
+				r.log.Warn("commit group offsets; retrying at the next interval", slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// commitPending synchronously commits the pending group offsets of the
+// lanes keep selects (all when keep is nil). On failure they stay pending.
+func (r *runner) commitPending(keep func(lane string) bool) error {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	sent := map[*laneState]int64{}
+	r.mu.Lock()
+	for lane, st := range r.lanes {
+		if !st.pending || (keep != nil && !keep(lane)) {
+			continue
+		}
+		if offs[st.topic] == nil {
+			offs[st.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[st.topic][st.partition] = kgo.EpochOffset{Epoch: -1, Offset: st.next}
+		sent[st] = st.next
+		st.pending = false
+	}
+	r.mu.Unlock()
+	if len(offs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCommitTimeout)
+	defer cancel()
+	var cerr error
+	r.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+					cerr = errors.Join(cerr, fmt.Errorf("%s: %w", LaneName(t.Topic, p.Partition), e))
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		r.mu.Lock()
+		for st, n := range sent {
+			if st.owned && st.next == n {
+				st.pending = true
+			}
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("commit group offsets: %w", cerr)
+	}
+	return nil
+}
+
+// poll hands fetched records to the pipeline until ctx is done or a fatal
+// error. It returns with rebalances allowed.
+func (r *runner) poll(ctx context.Context) error {
+	defer r.cl.AllowRebalance()
+	for {
+		fs := r.cl.PollRecords(ctx, r.cfg.PollRecords)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return nil
+		}
+		var fatal error
+		fs.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if isFatal(err) {
+				fatal = errors.Join(fatal, fmt.Errorf("fetch %s: %w", LaneName(topic, p), err))
+				return
+			}
+			r.log.Warn("fetch error; the client retries", slog.String("topic", topic), slog.Int("partition", int(p)), slog.String("error", err.Error()))
+		})
+		if err := r.fatalErr(); err != nil {
+			fatal = errors.Join(fatal, err)
+		}
+		if fatal != nil {
+			return fatal
+		}
+		stopped := false
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if stopped || len(p.Records) == 0 {
+				return
+			}
+			stopped = !r.send(ctx, p)
+		})
+		r.cl.AllowRebalance()
+		if stopped {
+			return nil
+		}
+	}
+}
+
+// send hands one partition's fetched records to the pipeline in chunks; it
+// returns false if ctx ended first.
+func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
+	lane := LaneName(p.Topic, p.Partition)
+	hwm := p.HighWatermark
+	if !r.cfg.ReadUncommitted && p.LastStableOffset >= 0 {
+		hwm = p.LastStableOffset
+	}
+	r.mu.Lock()
+	st := r.lanes[lane]
+	owned := st != nil && st.owned
+	if owned {
+		st.hwm = hwm
+		base := st.next
+		if base < 0 {
+			base = p.Records[0].Offset
+		}
+		r.m.setLag(st.topic, st.partition, hwm-base)
+	}
+	r.mu.Unlock()
+	if !owned {
+		// BlockRebalanceOnPoll keeps polled partitions assigned until
+		// AllowRebalance, so this means a bug, not a race.
+		r.log.Error("dropping fetched records of a partition not assigned here", slog.String("lane", lane))
+		return true
+	}
+	recs := p.Records
+	for len(recs) > 0 {
+		n := min(len(recs), r.cfg.ChunkRecords)
+		chunk := make([]streamd.Record, n)
+		for i, kr := range recs[:n] {
+			chunk[i] = streamd.Record{Data: kr.Value, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)}
+		}
+		select {
+		case r.out <- ingest.Chunk{Lane: lane, Records: chunk}:
+		case <-ctx.Done():
+			return false
+		}
+		recs = recs[n:]
+	}
+	return true
+}
+
+// shutdown releases every owned partition (bounded by ShutdownTimeout),
+// commits their group offsets and stops all further sends.
+func (r *runner) shutdown() {
+	r.handshakeMu.Lock()
+	defer r.handshakeMu.Unlock()
+	r.mu.Lock()
+	var lanes []string
+	for lane, st := range r.lanes {
+		if st.owned {
+			lanes = append(lanes, lane)
+		}
+	}
+	r.mu.Unlock()
+	if len(lanes) > 0 {
+		r.releaseLanes(lanes, r.cfg.ShutdownTimeout, true, "shutdown")
+	}
+	if err := r.commitPending(nil); err != nil {
+		r.log.Warn("final commit of group offsets", slog.String("error", err.Error()))
+	}
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+}
+
+// isFatal reports errors that retrying cannot fix: authentication,
+// authorization and certificate errors.
+func isFatal(err error) bool {
+	for _, e := range []error{kerr.SaslAuthenticationFailed, kerr.IllegalSaslState, kerr.UnsupportedSaslMechanism,
+		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var he x509.HostnameError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &he)
+}
+
+// kgoLogger forwards the client's logs to slog, at most at Info.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	ctx := context.Background()
+	switch {
+	case l.log.Enabled(ctx, slog.LevelInfo):
+		return kgo.LogLevelInfo
+	case l.log.Enabled(ctx, slog.LevelWarn):
+		return kgo.LogLevelWarn
+	case l.log.Enabled(ctx, slog.LevelError):
+		return kgo.LogLevelError
+	}
+	return kgo.LogLevelNone
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lv = slog.LevelError
+	case kgo.LogLevelWarn:
+		lv = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		lv = slog.LevelInfo
+	}
+	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
+}
