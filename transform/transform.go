@@ -36,6 +36,11 @@ type Spec struct {
 	// Filters are boolean expressions applied in order after decoding,
 	// casting and computing; a row is kept only if all are true.
 	Filters []string
+	// Steps are stateless transforms (cleansing, filters, stateless
+	// quality rules, fixed-bounds outliers, projections) run in order after
+	// Filters, inside Process. A stateful step is an error here: cut the
+	// list with SplitSteps and run the rest in a Chain.
+	Steps []Step
 }
 
 // ErrSpec is wrapped by Compile for an invalid spec.
@@ -57,7 +62,9 @@ type Program struct {
 	csvNames map[string][]int // CSV header name → columns
 	computed []int            // computed columns in order
 	filters  []*compiledExpr
-	eventCol int // timestamp column named event_time, or -1
+	stages   []stage         // Spec.Steps, compiled
+	out      *streamd.Schema // schema after the stages
+	eventCol int             // timestamp column named event_time in out, or -1
 	workers  sync.Pool
 	// bytesPerRow is, per column, the value bytes per row seen in the last
 	// batch, to size the next batch's vectors.
@@ -150,6 +157,25 @@ func Compile(spec Spec) (*Program, error) {
 		}
 		p.filters = append(p.filters, ce)
 	}
+	p.out = p.schema
+	for i, st := range spec.Steps {
+		if st.Stateful() {
+			name, _ := st.kind()
+			return nil, fmt.Errorf("compile transform: step %d (%s) is stateful and runs in a Chain (see SplitSteps): %w", i+1, name, ErrSpec)
+		}
+	}
+	if len(spec.Steps) > 0 {
+		p.stages, p.out, err = compileSteps(p.schema, spec.Steps, ChainOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("compile transform: %w", err)
+		}
+		p.eventCol = -1
+		for i, f := range p.out.Fields {
+			if f.Name == "event_time" && f.Type.Kind == streamd.KindTimestamp {
+				p.eventCol = i
+			}
+		}
+	}
 	p.bytesPerRow = make([]atomic.Int64, len(p.cols))
 	p.workers.New = func() any {
 		return &worker{sc: jsonScanner{toks: make([]token, len(p.cols))}}
@@ -157,8 +183,9 @@ func Compile(spec Spec) (*Program, error) {
 	return p, nil
 }
 
-// Schema returns the output schema: the spec's columns in order.
-func (p *Program) Schema() *streamd.Schema { return p.schema }
+// Schema returns the output schema: the spec's columns in order, as
+// reshaped by Spec.Steps (rename, drop, select, parse_time, flags).
+func (p *Program) Schema() *streamd.Schema { return p.out }
 
 // worker holds the scratch state of one Process call.
 type worker struct {
@@ -175,6 +202,7 @@ type worker struct {
 	arena  arena
 	vm     vm.VM
 	env    map[string]any
+	rc     runCtx
 }
 
 // Process decodes recs — consecutive records of one lane — into a new
@@ -216,7 +244,14 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 	if len(p.computed) > 0 || len(p.filters) > 0 {
 		p.evalRows(w, b, recs)
 	}
-	if rows := b.Len(); rows > 0 {
+	if len(p.stages) > 0 {
+		w.rc.w = w
+		w.rc.raw = func(_ *streamd.Batch, j int) []byte { return recs[w.rowRec[j]].Data }
+		w.rc.compact = w.compactRowRec
+		runStages(&w.rc, p.stages, nil, b)
+		w.rc.raw = nil
+	}
+	if rows := b.Len(); rows > 0 && b.Schema == p.schema {
 		for i := range b.Cols {
 			if c := &b.Cols[i]; streamd.StorageOf(c.Type) == streamd.StoreBytes {
 				p.bytesPerRow[i].Store(int64(len(c.Bytes.Data)/rows + 1))
@@ -232,6 +267,18 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 		}
 	}
 	return b
+}
+
+// compactRowRec keeps w.rowRec in step with b.Keep(keep).
+func (w *worker) compactRowRec(keep []bool) {
+	j := 0
+	for i, k := range keep {
+		if k {
+			w.rowRec[j] = w.rowRec[i]
+			j++
+		}
+	}
+	w.rowRec = w.rowRec[:j]
 }
 
 // reserve sizes the batch's vectors for recs so that decoding appends

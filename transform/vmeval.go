@@ -400,6 +400,9 @@ func (p *Program) evalRows(w *worker, b *streamd.Batch, recs []streamd.Record) {
 		}
 	}
 	if removed {
+		if len(p.stages) > 0 {
+			w.compactRowRec(w.keep)
+		}
 		b.Keep(w.keep)
 	}
 }
