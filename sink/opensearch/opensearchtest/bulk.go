@@ -108,10 +108,10 @@ func (s *Server) serveBulk(w http.ResponseWriter, r *http.Request, defIndex stri
 // parseBulk splits an NDJSON bulk body into items.
 func parseBulk(body []byte, defIndex string) ([]item, error) {
 	if len(body) == 0 {
-		return nil, errors.New("request body is required")
+		return nil, reasonError("request body is required")
 	}
 	if body[len(body)-1] != '\n' {
-		return nil, errors.New("The bulk request must be terminated by a newline [\\n]")
+		return nil, reasonError("The bulk request must be terminated by a newline [\\n]")
 	}
 	var items []item
 	line := 0
@@ -135,7 +135,7 @@ func parseBulk(body []byte, defIndex string) ([]item, error) {
 		}
 		var meta map[string]map[string]json.RawMessage
 		if err := json.Unmarshal(l, &meta); err != nil || len(meta) != 1 {
-			return nil, fmt.Errorf("Malformed action/metadata line [%d], expected START_OBJECT with one action", line)
+			return nil, reasonErrorf("Malformed action/metadata line [%d], expected START_OBJECT with one action", line)
 		}
 		var it item
 		var md map[string]json.RawMessage
@@ -145,14 +145,14 @@ func parseBulk(body []byte, defIndex string) ([]item, error) {
 		switch it.action {
 		case "index", "create", "update", "delete":
 		default:
-			return nil, fmt.Errorf("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", line, it.action)
+			return nil, reasonErrorf("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", line, it.action)
 		}
 		for k, v := range md {
 			var str string
 			switch k {
 			case "_index", "_id":
 				if err := json.Unmarshal(v, &str); err != nil {
-					return nil, fmt.Errorf("Malformed action/metadata line [%d]: %s must be a string", line, k)
+					return nil, reasonErrorf("Malformed action/metadata line [%d]: %s must be a string", line, k)
 				}
 				if k == "_index" {
 					it.index = str
@@ -161,31 +161,39 @@ func parseBulk(body []byte, defIndex string) ([]item, error) {
 				}
 			case "routing", "pipeline", "require_alias", "retry_on_conflict", "version", "version_type", "if_seq_no", "if_primary_term":
 			default:
-				return nil, fmt.Errorf("Action/metadata line [%d] contains an unknown parameter [%s]", line, k)
+				return nil, reasonErrorf("Action/metadata line [%d] contains an unknown parameter [%s]", line, k)
 			}
 		}
 		if it.index == "" {
 			it.index = defIndex
 		}
 		if it.index == "" {
-			return nil, fmt.Errorf("Validation Failed: 1: index is missing for item at line [%d]", line)
+			return nil, reasonErrorf("Validation Failed: 1: index is missing for item at line [%d]", line)
 		}
 		if it.action != "delete" {
 			src, ok := next()
 			if !ok {
-				return nil, fmt.Errorf("action at line [%d] has no source line", line)
+				return nil, reasonErrorf("action at line [%d] has no source line", line)
 			}
 			it.source = src
 		} else if it.id == "" {
-			return nil, fmt.Errorf("Validation Failed: 1: id is missing for delete at line [%d]", line)
+			return nil, reasonErrorf("Validation Failed: 1: id is missing for delete at line [%d]", line)
 		}
 		items = append(items, it)
 	}
 	if len(items) == 0 {
-		return nil, errors.New("Validation Failed: 1: no requests added")
+		return nil, reasonError("Validation Failed: 1: no requests added")
 	}
 	return items, nil
 }
+
+// reasonError is an OpenSearch error reason, worded (and capitalised) as
+// the real cluster words it.
+type reasonError string
+
+func (e reasonError) Error() string { return string(e) }
+
+func reasonErrorf(format string, args ...any) error { return reasonError(fmt.Sprintf(format, args...)) }
 
 // apply executes one item. Callers hold s.mu.
 func (s *Server) apply(it item) *itemResult {
