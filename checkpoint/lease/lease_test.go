@@ -134,7 +134,9 @@ func TestStolenLeaseIsFenced(t *testing.T) {
 	}
 	tickUntil(t, 5*time.Second, []*lease.Table{a}, func() bool { return len(a.Held()) == 1 })
 	lane := sh[0].ID
-	pos := func(n int64) streamd.Position { return streamd.Position{Seq: fmt.Sprint(49590338271490256 + n) + "000000"} }
+	pos := func(n int64) streamd.Position {
+		return streamd.Position{Seq: fmt.Sprint(49590338271490256+n) + "000000"}
+	}
 	first := streamd.Intent{Pipeline: "p", Lane: lane, From: pos(1), To: pos(5)}
 	if err := storeA.PutIntent(ctx, first); err != nil {
 		t.Fatal(err)

@@ -127,7 +127,9 @@ func (m *Table) key(shard string) map[string]types.AttributeValue {
 	}
 }
 
-func n(i int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(i, 10)} }
+func n(i int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(i, 10)}
+}
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
 func isCCF(err error) bool {
