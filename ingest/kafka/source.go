@@ -181,6 +181,10 @@ func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.RebalanceTimeout(c.RebalanceTimeout),
+		// A third of the session, as Kafka recommends, and at most the
+		// client default of 3s, so a member learns of a rebalance well
+		// within its session.
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AdjustFetchOffsetsFn(r.adjust),
