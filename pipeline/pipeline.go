@@ -60,6 +60,10 @@ type Config struct {
 	DeadLetter sink.Sink
 	Store      checkpoint.Store
 	Window     window.Policy
+	// Budget is the process-wide memory budget shared by every pipeline
+	// (nil: unlimited). Lanes close batches early when it runs high and stop
+	// reading while it is full.
+	Budget *window.Budget
 	// Workers is the number of decode goroutines (default GOMAXPROCS).
 	Workers int
 	// DrainTimeout bounds how long Run keeps flushing after ctx is done
@@ -105,6 +109,39 @@ type Pipeline struct {
 
 	read, written, filtered, dedup, dead atomic.Int64
 	batches, lanesEnded, bytes           atomic.Int64
+
+	liveMu sync.Mutex
+	live   map[string]*laneRun // running lanes, for LaneStats
+}
+
+// LaneStat describes one running lane.
+type LaneStat struct {
+	Lane string
+	// OldestUncommitted is when the oldest record read but not yet
+	// committed arrived; zero when everything read is committed.
+	OldestUncommitted time.Time
+	// Committed is the lane's last committed position ("" if none yet).
+	Committed string
+	// Buffered is the bytes the lane holds in open and flushing batches.
+	Buffered int64
+}
+
+// LaneStats returns the state of every running lane.
+func (p *Pipeline) LaneStats() []LaneStat {
+	p.liveMu.Lock()
+	defer p.liveMu.Unlock()
+	out := make([]LaneStat, 0, len(p.live))
+	for _, l := range p.live {
+		st := LaneStat{Lane: l.name, Buffered: l.openBytes.Load() + l.flushBytes.Load()}
+		l.mu.Lock()
+		if len(l.starts) > 0 {
+			st.OldestUncommitted = l.starts[0]
+		}
+		st.Committed = l.committed
+		l.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
 }
 
 // New validates cfg. It does no I/O.
@@ -131,11 +168,14 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 250 * time.Millisecond
 	}
+	if cfg.Budget == nil {
+		cfg.Budget = window.NewBudget(0)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{cfg: cfg, log: log.With(slog.String("pipeline", cfg.Name))}, nil
+	return &Pipeline{cfg: cfg, log: log.With(slog.String("pipeline", cfg.Name)), live: map[string]*laneRun{}}, nil
 }
 
 // Name returns the pipeline's name.
@@ -267,7 +307,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				fail(fmt.Errorf("load lane %q: %w", c.Lane, err))
 				continue // keep draining the source until it stops
 			}
-			l = p.startLane(flushCtx, c.Lane, st, jobs, fail, &lanesWG)
+			l = p.startLane(flushCtx, readCtx.Done(), c.Lane, st, jobs, fail, &lanesWG)
 			lanes[c.Lane] = l
 		}
 		l.in <- c
@@ -307,15 +347,32 @@ type laneRun struct {
 	name string
 	in   chan ingest.Chunk
 	done chan struct{} // closed when all three have returned
+
+	acct                  *window.Account
+	openBytes, flushBytes atomic.Int64
+
+	mu        sync.Mutex
+	starts    []time.Time // arrival of the first record of each uncommitted batch
+	committed string
 }
 
-func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.State, jobs chan<- job, fail func(error), all *sync.WaitGroup) *laneRun {
-	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1), done: make(chan struct{})}
+// report tells the budget what the lane buffers.
+func (l *laneRun) report() { l.acct.Set(l.openBytes.Load() + l.flushBytes.Load()) }
+
+func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name string, st checkpoint.State, jobs chan<- job, fail func(error), all *sync.WaitGroup) *laneRun {
+	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1), done: make(chan struct{}), acct: p.cfg.Budget.Account()}
+	if st.HasCommit {
+		l.committed = st.Committed.String()
+	}
+	p.liveMu.Lock()
+	p.live[name] = l
+	p.liveMu.Unlock()
 	segs := make(chan segment, 2*p.cfg.Workers+2)
 	type flush struct {
 		b      *streamd.Batch
 		reason window.Reason
 		state  []byte
+		size   int64 // bytes the batch counts against the budget
 	}
 	flushes := make(chan flush, 1)
 	// wg counts the lane's three goroutines; all counts the watcher that
@@ -326,6 +383,12 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 	go func() {
 		defer all.Done()
 		wg.Wait()
+		l.acct.Close()
+		p.liveMu.Lock()
+		if p.live[name] == l {
+			delete(p.live, name)
+		}
+		p.liveMu.Unlock()
 		close(l.done)
 	}()
 
@@ -333,7 +396,7 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 	go func() {
 		defer wg.Done()
 		defer close(segs)
-		p.split(l, st.Intent, jobs, segs)
+		p.split(l, stop, st.Intent, jobs, segs)
 	}()
 
 	// Assembler: joins decoded segments, in order, into the open batch.
@@ -358,6 +421,8 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 					open = p.newOpenBatch(name, b)
 				}
 				open.Append(b)
+				l.openBytes.Store(int64(open.MemSize()))
+				l.report()
 			}
 			if s.close != "" && open != nil && open.Read > 0 && !failed {
 				f := flush{b: open, reason: s.close}
@@ -370,6 +435,8 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 					}
 					f.state = st
 				}
+				f.size = l.openBytes.Swap(0)
+				l.flushBytes.Add(f.size)
 				flushes <- f
 				open = nil
 			}
@@ -384,13 +451,22 @@ func (p *Pipeline) startLane(ctx context.Context, name string, st checkpoint.Sta
 		defer wg.Done()
 		failed := false
 		for f := range flushes {
-			if failed {
-				continue // drain so the lane's other goroutines can finish
+			if !failed {
+				if err := p.flush(ctx, name, f.b, f.reason, f.state); err != nil {
+					failed = true
+					fail(err)
+				} else {
+					l.mu.Lock()
+					if len(l.starts) > 0 {
+						l.starts = l.starts[1:]
+					}
+					l.committed = f.b.To.String()
+					l.mu.Unlock()
+				}
 			}
-			if err := p.flush(ctx, name, f.b, f.reason, f.state); err != nil {
-				failed = true
-				fail(err)
-			}
+			// A failed lane drains so its other goroutines can finish.
+			l.flushBytes.Add(-f.size)
+			l.report()
 		}
 	}()
 	return l
@@ -407,13 +483,18 @@ func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batc
 			rows = byBytes
 		}
 	}
+	if n := first.Len(); n > 0 {
+		// Reserve at most a quarter of what the memory budget has left.
+		perRow := int64(first.MemSize()/n) + 1
+		rows = int(min(int64(rows), p.cfg.Budget.Free()/4/perRow))
+	}
 	rows = min(rows, 1<<20) // a hint, not a limit: keep the up-front reservation bounded
 	b.Reserve(rows+first.Len(), first.AvgBytesPerRow())
 	return b
 }
 
 // split reads the lane's chunks and emits decode jobs and window closes.
-func (p *Pipeline) split(l *laneRun, redo *streamd.Intent, jobs chan<- job, segs chan<- segment) {
+func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent, jobs chan<- job, segs chan<- segment) {
 	w := window.NewOpen(p.cfg.Window)
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -429,8 +510,30 @@ func (p *Pipeline) split(l *laneRun, redo *streamd.Intent, jobs chan<- job, segs
 		w.Reset()
 		stopTimer()
 	}
+	// memoryFlush closes the open batch early when the budget asks, unless
+	// it is a redo, whose range is fixed.
+	memoryFlush := func() {
+		if !w.Empty() && redo == nil {
+			closeWindow(window.ReasonMemory)
+		}
+	}
+	// waitForMemory holds the lane while the budget is full; stopping the
+	// pipeline lifts the hold so it can drain.
+	waitForMemory := func() {
+		for p.cfg.Budget.Full() {
+			select {
+			case <-l.acct.FlushRequested():
+				memoryFlush()
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 	for {
 		select {
+		case <-l.acct.FlushRequested():
+			memoryFlush()
 		case c, ok := <-l.in:
 			if !ok {
 				if !w.Empty() {
@@ -440,7 +543,13 @@ func (p *Pipeline) split(l *laneRun, redo *streamd.Intent, jobs chan<- job, segs
 			}
 			recs := c.Records
 			for len(recs) > 0 {
+				waitForMemory()
 				now := time.Now()
+				if w.Empty() {
+					l.mu.Lock()
+					l.starts = append(l.starts, now)
+					l.mu.Unlock()
+				}
 				n, reason := 0, window.Reason("")
 				for n < len(recs) {
 					r, full := w.Add(len(recs[n].Data), now)

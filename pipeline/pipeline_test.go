@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,7 @@ type sliceSource struct {
 	lanes  map[string][]string
 	chunk  int
 	follow bool // keep running after the data (like a stream) until ctx is done
+	sent   atomic.Int64
 }
 
 func (s *sliceSource) Run(ctx context.Context, res ingest.Resumer, out chan<- ingest.Chunk) error {
@@ -75,6 +77,7 @@ func (s *sliceSource) Run(ctx context.Context, res ingest.Resumer, out chan<- in
 			c.End = !s.follow && i+s.chunk >= len(data)
 			select {
 			case out <- c:
+				s.sent.Add(int64(len(c.Records)))
 			case <-ctx.Done():
 				return nil
 			}

@@ -37,6 +37,7 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr
 	defer store.Close()
 
 	stores := &storeCache{log: log, byURL: map[string]sink.ObjectStore{}}
+	budget := window.NewBudget(int64(cfg.MemoryLimit))
 	var pipes []*pipeline.Pipeline
 	var sinks []sink.Sink
 	defer func() {
@@ -45,7 +46,7 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr
 		}
 	}()
 	for _, pc := range cfg.Pipelines {
-		p, ss, err := buildPipeline(ctx, cfg, pc, store, stores, log)
+		p, ss, err := buildPipeline(ctx, cfg, pc, store, stores, budget, log)
 		sinks = append(sinks, ss...)
 		if err != nil {
 			return err
@@ -117,7 +118,7 @@ func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, er
 	return s, nil
 }
 
-func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
+func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache, budget *window.Budget, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
 	plog := log.With(slog.String("pipeline", pc.Name))
 	spec := transform.Spec{Format: pc.Source.Format}
 	for _, c := range pc.Schema {
@@ -185,7 +186,7 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 	p, err := pipeline.New(pipeline.Config{
 		Name: pc.Name, Source: src, Processor: prog, Sink: pq, DeadLetter: dl, Store: store,
 		Window:       window.Policy{MaxRecords: pc.Window.MaxRecords, MaxBytes: int(pc.Window.MaxBytes), MaxAge: pc.Window.MaxAge.Std()},
-		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log,
+		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log, Budget: budget,
 	})
 	return p, sinks, err
 }

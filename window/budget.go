@@ -1,0 +1,105 @@
+package window
+
+import (
+	"sync"
+)
+
+// Budget is the process-wide memory budget for buffered data (open and
+// flushing batches of every lane of every pipeline). Each lane holds an
+// Account and reports what it buffers. Past the high-water mark (70% of the
+// limit) the budget asks the lane holding the most to close its batch early
+// (ReasonMemory) instead of growing; at the limit, lanes stop reading until
+// flushes have freed memory (Full), so memory stays bounded whatever the
+// input rate.
+type Budget struct {
+	limit int64
+	high  int64
+
+	mu       sync.Mutex
+	total    int64
+	accounts map[*Account]struct{}
+}
+
+// NewBudget returns a budget of limit bytes; limit ≤ 0 means unlimited.
+func NewBudget(limit int64) *Budget {
+	return &Budget{limit: limit, high: limit / 10 * 7, accounts: map[*Account]struct{}{}}
+}
+
+// Limit returns the budget in bytes (≤ 0: unlimited).
+func (b *Budget) Limit() int64 { return b.limit }
+
+// Used returns the bytes all accounts report.
+func (b *Budget) Used() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
+
+// Free returns the bytes left under the limit (a large number when unlimited).
+func (b *Budget) Free() int64 {
+	if b.limit <= 0 {
+		return 1 << 62
+	}
+	return max(0, b.limit-b.Used())
+}
+
+// Full reports whether the buffered bytes reached the limit: a lane should
+// not read more until they drop.
+func (b *Budget) Full() bool {
+	if b.limit <= 0 {
+		return false
+	}
+	return b.Used() >= b.limit
+}
+
+// Account is one lane's share of a Budget.
+type Account struct {
+	b     *Budget
+	used  int64
+	flush chan struct{}
+}
+
+// Account opens an account; Close it when the lane stops.
+func (b *Budget) Account() *Account {
+	a := &Account{b: b, flush: make(chan struct{}, 1)}
+	b.mu.Lock()
+	b.accounts[a] = struct{}{}
+	b.mu.Unlock()
+	return a
+}
+
+// Set reports that the lane now buffers n bytes. Past the high-water mark
+// the account holding the most is asked to flush (see FlushRequested).
+func (a *Account) Set(n int64) {
+	b := a.b
+	b.mu.Lock()
+	b.total += n - a.used
+	a.used = n
+	var largest *Account
+	if b.limit > 0 && b.total >= b.high {
+		for acc := range b.accounts {
+			if acc.used > 0 && (largest == nil || acc.used > largest.used) {
+				largest = acc
+			}
+		}
+	}
+	b.mu.Unlock()
+	if largest != nil {
+		select {
+		case largest.flush <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// FlushRequested delivers a value when the budget asks this lane to close
+// its open batch early.
+func (a *Account) FlushRequested() <-chan struct{} { return a.flush }
+
+// Close releases the account's bytes.
+func (a *Account) Close() {
+	a.Set(0)
+	a.b.mu.Lock()
+	delete(a.b.accounts, a)
+	a.b.mu.Unlock()
+}
