@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			}
 			for _, cmd := range []string{"validate", "run"} {
 				var stdout, stderr bytes.Buffer
-				code := run([]string{cmd, "--config", p}, &stdout, &stderr)
+				code := run(context.Background(), []string{cmd, "--config", p}, &stdout, &stderr)
 				if code != 2 {
 					t.Fatalf("%s: exit %d, want 2; stderr:\n%s", cmd, code, stderr.String())
 				}
@@ -52,7 +53,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 
 func TestValidateAcceptsShippedConfig(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"validate", "--config", "../../configs/local.yaml"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"validate", "--config", "../../configs/local.yaml"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "ok") {
@@ -63,12 +64,12 @@ func TestValidateAcceptsShippedConfig(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"frobnicate"}, {"run"}, {"run", "--config"}, {"run", "--config", "/nonexistent/streamd.yaml"}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
 			t.Errorf("args %q: exit %d, stderr %q; want 2 and a message", args, code, stderr.String())
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "streamd ") {
+	if code := run(context.Background(), []string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "streamd ") {
 		t.Errorf("version: exit %d, %q", code, stdout.String())
 	}
 }

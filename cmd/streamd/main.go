@@ -20,7 +20,12 @@ import (
 var version = ""
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// Signals are caught from the first instruction on, so a SIGTERM that
+	// arrives while the config loads still means a clean stop.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 const usage = `usage:
@@ -31,7 +36,7 @@ const usage = `usage:
 
 // run is main without the process exit, for tests. Exit codes: 0 success,
 // 1 runtime failure, 2 usage or config error.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -90,8 +95,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if err := runConfig(ctx, cfg, log, stderr); err != nil {
 		var cfgErr *config.Error
 		if errors.As(err, &cfgErr) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,4 +264,52 @@ func trimZeros(s string) string {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
+}
+
+func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	truths := writeSales(t, dir, 2, 150000, salesgen.Options{FilteredEvery: 50, MalformedEvery: 300})
+	cfg := salesConfig(t, dir, "{max_records: 20000}")
+	stopped := 0
+	for run := 0; run < 4; run++ {
+		cmd := exec.Command(streamdBin, "run", "--config", cfg)
+		cmd.Dir = dir
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v\n%s", run, err, out.String())
+			}
+		case <-time.After(150 * time.Millisecond):
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("SIGTERM: exit %v, want 0\n%s", err, out.String())
+				}
+				stopped++
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("streamd did not exit within 30s of SIGTERM")
+			}
+		}
+		if !strings.Contains(out.String(), "streamd: pipeline sales: read") {
+			t.Fatalf("run %d printed no summary:\n%s", run, out.String())
+		}
+	}
+	if stopped == 0 {
+		t.Fatal("every run finished before its SIGTERM; nothing was tested")
+	}
+	if out, err := runStreamd(t, dir, "run", "--config", cfg); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	checkExactlyOnce(t, dir, truths)
 }
