@@ -482,11 +482,12 @@ func testCancel(t *testing.T, newSink NewFunc, atomic bool) {
 	// The last delay lets the write finish: the suite checks both outcomes.
 	delays := []time.Duration{0, 50 * time.Microsecond, 500 * time.Microsecond, 2 * time.Millisecond, 10 * time.Millisecond, 20 * time.Second}
 	outcomes := map[string]int{}
+	recs := Records(1000, 1500)
+	build := func() *streamd.Batch { return NewBatch(t, 1000, recs, 0) }
+	want := RowsOf(t, build())
 	for _, d := range delays {
 		t.Run(d.String(), func(t *testing.T) {
 			s, r := newSink(t)
-			build := func() *streamd.Batch { return NewBatch(t, 1000, Records(1000, 3000), 0) }
-			want := RowsOf(t, build())
 			ctx, cancel := context.WithCancel(context.Background())
 			if d == 0 {
 				cancel()
