@@ -299,7 +299,7 @@ func TestRequestFaults(t *testing.T) {
 			},
 		},
 		{
-			name:  "gzip by default",
+			name: "gzip by default",
 			check: func(t *testing.T, f *opensearchtest.Server, _ *streamd.Batch) {
 				st := f.Stats()
 				if st.BulkRequests != 1 || st.GzipRequests != 1 || st.BulkBytes > 40<<10 {
@@ -328,8 +328,8 @@ func TestRequestFaults(t *testing.T) {
 			},
 		},
 		{
-			name:    "a template column routes each row to its own index",
-			tweak:   func(c *opensearch.Config) { c.Index = "s{id}" },
+			name:  "a template column routes each row to its own index",
+			tweak: func(c *opensearch.Config) { c.Index = "s{id}" },
 			check: func(t *testing.T, f *opensearchtest.Server, b *streamd.Batch) {
 				if len(f.Indices()) != 300 {
 					t.Fatalf("%d indices", len(f.Indices()))
@@ -468,7 +468,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			c.Username = "u"
 			c.SigV4 = &opensearch.SigV4{Region: "r", Credentials: creds}
 		}},
-		{"sigv4 bad service", func(c *opensearch.Config) { c.SigV4 = &opensearch.SigV4{Service: "s3", Region: "r", Credentials: creds} }},
+		{"sigv4 bad service", func(c *opensearch.Config) {
+			c.SigV4 = &opensearch.SigV4{Service: "s3", Region: "r", Credentials: creds}
+		}},
 		{"sigv4 no region", func(c *opensearch.Config) { c.SigV4 = &opensearch.SigV4{Credentials: creds} }},
 		{"negative bulk", func(c *opensearch.Config) { c.BulkBytes = -1 }},
 	}
