@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/streamd/streamd"
@@ -63,4 +64,65 @@ func BenchmarkProcessSales(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*float64(len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchChain measures a Chain's Apply on decoded sales batches of 1024
+// rows (decoding is outside the timer).
+func benchChain(b *testing.B, steps []Step) {
+	p, err := Compile(salesSpec(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain, err := NewChain(p.Schema(), steps, ChainOptions{Pipeline: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Distinct transaction ids per iteration, so dedup keeps inserting.
+	const n = 1024
+	batches := make([]*streamd.Batch, 64)
+	for k := range batches {
+		recs := salesRecords(n)
+		for i := range recs {
+			recs[i].Data = []byte(strings.Replace(string(recs[i].Data), `"T0`, fmt.Sprintf(`"T%02d`, k), 1))
+		}
+		batches[k] = p.Process("lane", nil, recs)
+	}
+	b.ReportAllocs()
+	rows := 0
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		src := batches[i%len(batches)]
+		bt := *src
+		bt.Cols = append([]streamd.Column(nil), src.Cols...)
+		bt.Pos = append([]streamd.Position(nil), src.Pos...)
+		bt.EventTime = append([]int64(nil), src.EventTime...)
+		for c := range bt.Cols {
+			bt.Cols[c].Valid = append([]bool(nil), src.Cols[c].Valid...)
+		}
+		b.StartTimer()
+		if err := chain.Apply("lane", &bt); err != nil {
+			b.Fatal(err)
+		}
+		rows += n
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkDedup: dedup on transaction_id, every key new or a repeat of a
+// key 64 batches earlier.
+func BenchmarkDedup(b *testing.B) {
+	benchChain(b, []Step{{Dedup: &DedupSpec{Keys: []string{"transaction_id"}}}})
+}
+
+// BenchmarkQuality: the config contract's three rules plus a regexp.
+func BenchmarkQuality(b *testing.B) {
+	benchChain(b, []Step{{Quality: &QualitySpec{Action: "warn", Rules: []string{
+		`IsComplete "customer_id"`, `ColumnValues "quantity" > 0`, `ColumnValues "quantity" <= 1000`,
+		`ColumnValues "region" matches "[A-Z]+-[A-Z]+"`,
+	}}}})
+}
+
+// BenchmarkOutliersIQR: rolling IQR per region over 100 values.
+func BenchmarkOutliersIQR(b *testing.B) {
+	benchChain(b, []Step{{Outliers: &OutlierSpec{Column: "unit_price", Method: "iqr", By: []string{"region"}, Action: "flag"}}})
 }

@@ -84,5 +84,103 @@
 // Process notes every record read (b.NoteRead), so that b.Accounted()
 // holds: Read = rows + Filtered + dead letters. Each row's event time is
 // the value of a timestamp column named event_time when it has one and the
-// value is not null, else the record's source time.
+// value is not null, else the record's source time.//
+// # Steps: cleansing, projections, filters
+//
+// Spec.Steps (and Chain) run a pipeline's transforms list in order after
+// decoding, casting and computed columns; each step sees the schema the
+// steps before it produced. SplitSteps cuts the list at its first stateful
+// step: the stateless prefix runs inside Process (concurrently on chunks),
+// the rest in a Chain, so the configured order is kept exactly. Steps work
+// column-wise on whole batches:
+//
+//   - trim / lower / upper: string columns (Unicode white space and case;
+//     ASCII has a fast path).
+//   - null_if_empty: empty string, binary or json values become null.
+//   - default: nulls become a value, cast by the cast rules.
+//   - replace: RE2 regexp replacement in a string column ($1 expands).
+//   - rename / drop / select: reshape the schema (select also reorders).
+//   - parse_time: a string column parsed with explicit formats (strftime
+//     like "%d/%m/%Y %H:%M", Go layouts, rfc3339, epoch_s/ms/us) in a
+//     time zone becomes a timestamp or date column; a value no format
+//     parses dead-letters its row with `column "NAME": cannot parse time`.
+//   - filter: as Spec.Filters, at its place in the list.
+//
+// Nested JSON: a column's From "a.b" reads field b of object a (any depth),
+// so flattening `{"a":{"b":1}}` into a column a_b is `{name: a_b, from:
+// a.b}`; streamd infer --nested flatten prints exactly such columns. A
+// nested object read whole is a json column.
+//
+// # Stateful steps and the Chain
+//
+// Chain implements pipeline.Operator. Per lane it keeps the state of its
+// stateful steps, saved by Snapshot as "SDC1", the number of stateful
+// steps, then each step's identity (its kind and configuration) and state,
+// length-prefixed. Restore matches states by identity, so editing one step
+// resets only that step's state. Rows a Chain dead-letters carry the row as
+// JSON (streamd.AppendRowJSON) as raw.
+//
+// dedup {keys, ttl, max_keys}: a row whose key (the typed values of the key
+// columns; null is a value) was first seen less than ttl earlier is dropped
+// and counted in Batch.Deduplicated. Time is event time: the lane's
+// watermark is the largest row event time seen; a row without one takes
+// the watermark, and a lane that never has event times forgets keys only
+// through max_keys. At most max_keys (default 1M) keys are kept per lane as
+// 128-bit FNV-1a hashes; beyond that the oldest is evicted first and counted
+// in streamd_dedup_evictions_total{pipeline}. A redo decides the same, since
+// decisions depend only on the lane's rows in order and the restored state.
+//
+// outliers {column, method, min, max, k, window, min_samples, by, action}:
+// bounds (fixed, stateless), iqr (outside [Q1−k·IQR, Q3+k·IQR], k default
+// 1.5) or zscore (|v−mean| > k·σ, k default 3) over the last window (100)
+// inlying values of the row's key (by columns), judged once min_samples
+// (10) values are known. Outliers never enter the window. Actions: clip to
+// the violated bound (rounded inwards for integers and decimals), drop
+// (Filtered), dead_letter (`outliers "COL": value V outside [LO, HI]`), or
+// flag: a bool column COL_outlier, appended unless declared. Counted in
+// streamd_outliers_detected_total{pipeline,column,action}.
+//
+// # Data quality (DQDL subset)
+//
+// quality {rules, action} evaluates every rule on every row; per rule,
+// streamd_quality_rule_evaluations_total{pipeline,rule,outcome} counts pass
+// and fail (rule is "INDEX: rule text", cut at 60 bytes). A row failing
+// any rule is dead-lettered (default; reason `quality: failed rules [0:
+// IsComplete "customer_id"; ...]`), dropped (Filtered), kept (warn), or
+// kept with the failed rules in a string column dq_failed_rules (flag).
+//
+// Per-row rules:
+//
+//	IsComplete "col"                  not null
+//	IsUnique "col"                    value not seen before on the lane
+//	                                  (within unique_ttl / max_keys, as dedup;
+//	                                  null passes); makes the step stateful
+//	IsPrimaryKey "col"                IsComplete and IsUnique
+//	ColumnValues "col" OP V           OP: = != > >= < <=
+//	ColumnValues "col" [not] between A and B     inclusive
+//	ColumnValues "col" [not] in [V, ...]
+//	ColumnValues "col" [not] matches "regex"     whole value, RE2
+//	ColumnLength "col" OP N | between | in       length in characters
+//	ColumnDataType "col" = "TYPE"     a string column's text parses as TYPE
+//	                                  (STRING INTEGER LONG FLOAT DOUBLE DECIMAL
+//	                                  BOOLEAN DATE TIMESTAMP); another column
+//	                                  conforms when its declared type does;
+//	                                  null passes
+//	CustomExpression "expr"           an expr-lang boolean over the row, as
+//	                                  a filter (a null operand fails)
+//	(rule) and (rule), (rule) or (rule)          and binds tighter
+//
+// Numbers compare exactly with decimal and integer columns (never through
+// float64); dates and timestamps compare with "YYYY-MM-DD" / RFC 3339
+// literals. A null fails ColumnValues and ColumnLength.
+//
+// Not supported, because they judge a whole dataset and a stream has no
+// end at which to judge it — each is refused with that reason: RowCount,
+// RowCountMatch, Completeness and Uniqueness (ratios; use IsComplete and
+// IsUnique), UniqueValueRatio, DistinctValuesCount, Mean, Sum,
+// StandardDeviation, Entropy, ColumnCorrelation, DataFreshness,
+// ReferentialIntegrity, DatasetMatch, AggregateMatch, SchemaMatch,
+// ColumnCount, ColumnExists, ColumnNamesMatchPattern, DetectAnomalies,
+// FileMatch, CustomSql (use CustomExpression), and "with threshold".
+// Rule errors quote the rule and the byte position.
 package transform
