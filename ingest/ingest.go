@@ -26,6 +26,11 @@ type Chunk struct {
 	// from the checkpoint store.
 	Revoked  bool
 	Released chan struct{}
+	// Release, if set, is called once every record of the chunk has been
+	// decoded (the decoded batch holds copies), so the source can reuse the
+	// records' buffers. It may never be called (a chunk dropped on a fatal
+	// error); a source must not depend on it for correctness.
+	Release func()
 }
 
 // Resumer tells a source where each lane resumes. It is implemented by the

@@ -196,6 +196,7 @@ type job struct {
 	header []byte
 	recs   []streamd.Record
 	res    chan *streamd.Batch // buffered 1
+	done   func()              // called after Process; nil if nothing to release
 }
 
 // segment is what a lane's splitter hands its assembler, in order: a
@@ -253,7 +254,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		go func() {
 			defer workers.Done()
 			for j := range jobs {
-				j.res <- p.cfg.Processor.Process(j.lane, j.header, j.recs)
+				b := p.cfg.Processor.Process(j.lane, j.header, j.recs)
+				if j.done != nil {
+					j.done()
+				}
+				j.res <- b
 			}
 		}()
 	}
@@ -542,6 +547,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 				return
 			}
 			recs := c.Records
+			release := releaser(c)
 			for len(recs) > 0 {
 				waitForMemory()
 				now := time.Now()
@@ -570,7 +576,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 						break
 					}
 				}
-				j := job{lane: l.name, header: c.Header, recs: recs[:n], res: make(chan *streamd.Batch, 1)}
+				j := job{lane: l.name, header: c.Header, recs: recs[:n], res: make(chan *streamd.Batch, 1), done: release.add()}
 				jobs <- j
 				segs <- segment{res: j.res}
 				recs = recs[n:]
@@ -583,6 +589,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 					}
 				}
 			}
+			release.seal()
 			if c.End {
 				segs <- segment{close: window.ReasonEnd, end: true}
 				w.Reset()
@@ -678,4 +685,39 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // jitter returns a duration in [d/2, d).
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand64()%uint64(d/2+1))
+}
+
+// chunkRelease calls a chunk's Release once every job cut from it is done.
+type chunkRelease struct {
+	fn      func()
+	pending atomic.Int64 // jobs not done, plus one until seal
+}
+
+func releaser(c ingest.Chunk) *chunkRelease {
+	r := &chunkRelease{fn: c.Release}
+	r.pending.Store(1)
+	return r
+}
+
+// add counts one more job and returns its done func (nil when the chunk
+// has no Release).
+func (r *chunkRelease) add() func() {
+	if r.fn == nil {
+		return nil
+	}
+	r.pending.Add(1)
+	return r.done
+}
+
+// seal marks that no more jobs are cut from the chunk.
+func (r *chunkRelease) seal() {
+	if r.fn != nil {
+		r.done()
+	}
+}
+
+func (r *chunkRelease) done() {
+	if r.pending.Add(-1) == 0 {
+		r.fn()
+	}
 }

@@ -386,8 +386,11 @@ type chunkBuilder struct {
 	recs   []streamd.Record
 }
 
+// chunkBufs recycles chunk buffers once the pipeline has decoded them.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, chunkBytes+64<<10); return &b }}
+
 func newChunkBuilder(lane string, header []byte) *chunkBuilder {
-	return &chunkBuilder{lane: lane, header: header, buf: make([]byte, 0, chunkBytes+64<<10)}
+	return &chunkBuilder{lane: lane, header: header, buf: (*chunkBufs.Get().(*[]byte))[:0]}
 }
 
 func (c *chunkBuilder) add(line []byte, off int64) *streamd.Record {
@@ -398,7 +401,14 @@ func (c *chunkBuilder) add(line []byte, off int64) *streamd.Record {
 }
 
 func (c *chunkBuilder) finish(end bool) ingest.Chunk {
-	return ingest.Chunk{Lane: c.lane, Header: c.header, Records: c.recs, End: end}
+	buf := c.buf
+	release := func() {
+		if cap(buf) <= 2*(chunkBytes+64<<10) { // don't keep buffers a huge line grew
+			buf = buf[:0]
+			chunkBufs.Put(&buf)
+		}
+	}
+	return ingest.Chunk{Lane: c.lane, Header: c.header, Records: c.recs, End: end, Release: release}
 }
 
 // endWithError ends a lane whose file cannot be read further: the failure
