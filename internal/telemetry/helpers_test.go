@@ -1,8 +1,6 @@
 package telemetry_test
 
 import (
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,21 +82,4 @@ func find(t *testing.T, g prometheus.Gatherer, name string, kv ...string) (serie
 		}
 	}
 	return series{}, false
-}
-
-// families returns the names of every gathered family with prefix.
-func families(t *testing.T, g prometheus.Gatherer, prefix string) []string {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	var out []string
-	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), prefix) {
-			out = append(out, mf.GetName())
-		}
-	}
-	sort.Strings(out)
-	return out
 }
