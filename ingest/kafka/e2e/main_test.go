@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/internal/salesgen"
+	"github.com/streamd/streamd/internal/testenv"
+)
+
+// streamdBin is the binary built from cmd/streamd for these tests.
+var streamdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "streamd-kafka-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	streamdBin = filepath.Join(dir, "streamd")
+	build := exec.Command("go", "build", "-o", streamdBin, "../../../cmd/streamd")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build streamd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// salesSchema is the contract's sales schema as config YAML.
+const salesSchema = `    schema:
+      - {name: transaction_id, type: string}
+      - {name: customer_id, type: string}
+      - {name: product_id, type: string}
+      - {name: quantity, type: int32}
+      - {name: unit_price, type: "decimal(10,2)"}
+      - {name: transaction_date, type: date}
+      - {name: event_time, type: timestamp}
+      - {name: region, type: string}
+      - {name: total_amount, type: "decimal(12,2)", expr: "quantity * unit_price"}
+    transforms:
+      - filter: "quantity > 0"
+`
+
+// writeConfig writes a kafka → Parquet config into dir and returns its
+// path. source holds extra source keys ("{...}" inner text).
+func writeConfig(t testing.TB, dir, name string, brokers []string, topic, group, window, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`state_dir: %[1]s/state
+shutdown_timeout: 20s
+pipelines:
+  - name: sales
+    source: {type: kafka, brokers: ["%[2]s"], topics: [%[3]s], group: %[4]s, start: earliest%[7]s}
+%[5]s    window: %[6]s
+    sink: {type: parquet, path: %[1]s/out, partition_by: [region], compression: snappy}
+    dead_letter: {path: %[1]s/dlq}
+`, dir, strings.Join(brokers, `","`), topic, group, salesSchema, window, extra)
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// proc is one running streamd process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	stderr *lockedBuf
+	done   chan struct{}
+	err    error
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// errNoKafka is what a binary without the kafka wiring says.
+const errNoKafka = "is not available in this build"
+
+// start runs `streamd run --config cfg`; the process is SIGKILLed at
+// cleanup if still running.
+func start(t testing.TB, name, cfg string) *proc {
+	t.Helper()
+	p := &proc{name: name, stderr: &lockedBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command(streamdBin, "run", "--config", cfg)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s stderr (tail):\n%s", name, tail(p.stderr.String(), 3000))
+		}
+	})
+	// A binary without the kafka wiring exits at once.
+	select {
+	case <-p.done:
+		if strings.Contains(p.stderr.String(), errNoKafka) {
+			t.Fatalf("this streamd build has no kafka source: wire it in cmd/streamd (buildSource case \"kafka\") as ingest/kafka/README.md shows\n%s", p.stderr.String())
+		}
+		t.Fatalf("%s exited at start: %v\n%s", name, p.err, p.stderr.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// kill sends SIGKILL and waits.
+func (p *proc) kill(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %s: %v", p.name, err)
+	}
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t testing.TB, within time.Duration) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("%s exited with %v after SIGTERM\n%s", p.name, p.err, tail(p.stderr.String(), 3000))
+		}
+	case <-time.After(within):
+		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, within)
+	}
+}
+
+// salesBatch returns n sales records with ids from firstID, spread
+// round-robin over parts partitions of topic, keyed by transaction_id.
+func salesBatch(topic string, parts, n, firstID int, o salesgen.Options) ([]*kgo.Record, []salesgen.Truth) {
+	var buf bytes.Buffer
+	o.FirstID = firstID
+	o.Seed = int64(firstID + 1)
+	truths, err := salesgen.Write(&buf, n, o)
+	if err != nil {
+		panic(err) // writing to a bytes.Buffer does not fail
+	}
+	lines := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
+	recs := make([]*kgo.Record, len(lines))
+	for i, l := range lines {
+		recs[i] = &kgo.Record{Topic: topic, Partition: int32((firstID + i) % parts), Key: []byte(truths[i].ID), Value: l}
+	}
+	return recs, truths
+}
+
+// committed returns the sum of the group's committed offsets of topic.
+func committed(t testing.TB, k *testenv.KafkaPeer, group, topic string) int64 {
+	t.Helper()
+	var n int64
+	for _, off := range k.GroupOffsets(t, group)[topic] {
+		n += off
+	}
+	return n
+}
+
+// waitFor polls cond every 100ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// producer keeps writing batches until total records are written.
+type producer struct {
+	mu     sync.Mutex
+	truths []salesgen.Truth
+	err    error
+	done   chan struct{}
+}
+
+func startProducer(t testing.TB, k *testenv.KafkaPeer, topic string, parts, total, batch int, every time.Duration, o salesgen.Options) *producer {
+	t.Helper()
+	cl := k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	p := &producer{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); <-p.done })
+	go func() {
+		defer close(p.done)
+		for first := 0; first < total; first += batch {
+			recs, truths := salesBatch(topic, parts, min(batch, total-first), first, o)
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				p.mu.Lock()
+				p.err = err
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Lock()
+			p.truths = append(p.truths, truths...)
+			p.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return p
+}
