@@ -271,3 +271,35 @@ func TestChainRejectsForeignSchema(t *testing.T) {
 		t.Error("Apply accepted a batch of another schema")
 	}
 }
+
+// TestStepsConcurrentProcess runs stateless steps from many goroutines on
+// one Program (run with -race) and checks each result.
+func TestStepsConcurrentProcess(t *testing.T) {
+	lines, _, _, _ := messyStream(800, 3)
+	recs := toRecords(lines)
+	steps, _ := SplitSteps(messySteps())
+	steps = append(steps, Step{Quality: &QualitySpec{Rules: []string{`ColumnValues "quantity" <= 1000`}, Action: "drop"}})
+	spec := messySpec(t)
+	spec.Steps = steps
+	prog, err := Compile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decisions([]*streamd.Batch{prog.Process("l", nil, recs)})
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			got := decisions([]*streamd.Batch{prog.Process("l", nil, recs)})
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				errs <- "concurrent Process differs"
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
