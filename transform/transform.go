@@ -41,6 +41,10 @@ type Spec struct {
 	// Filters, inside Process. A stateful step is an error here: cut the
 	// list with SplitSteps and run the rest in a Chain.
 	Steps []Step
+	// StepOptions names the pipeline and the metrics registerer for the
+	// steps' metrics (quality rule counters, outliers); default: no
+	// pipeline label value and no registration.
+	StepOptions ChainOptions
 }
 
 // ErrSpec is wrapped by Compile for an invalid spec.
@@ -165,7 +169,7 @@ func Compile(spec Spec) (*Program, error) {
 		}
 	}
 	if len(spec.Steps) > 0 {
-		p.stages, p.out, err = compileSteps(p.schema, spec.Steps, ChainOptions{})
+		p.stages, p.out, err = compileSteps(p.schema, spec.Steps, spec.StepOptions)
 		if err != nil {
 			return nil, fmt.Errorf("compile transform: %w", err)
 		}
