@@ -10,8 +10,8 @@
 //		sinktest.Run(t, func(t *testing.T) (sink.Sink, sinktest.Reader) {
 //			dir := t.TempDir()
 //			s, _ := parquet.New(objstore.NewLocal(dir), sinktest.Pipeline, parquet.Options{}, nil)
-//			return s, readParquetDir(dir)
-//		})
+//			return s, parquetDir(dir) // see parquet_test.go
+//		}, sinktest.Atomic())
 //	}
 //
 // Every batch the suite writes has the schema [Schema] (one column of every
