@@ -14,7 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/streamd/streamd/checkpoint"
+	ddbstore "github.com/streamd/streamd/checkpoint/dynamodb"
 	"github.com/streamd/streamd/internal/config"
 )
 
@@ -23,7 +27,9 @@ const checkpointsUsage = `usage: streamd checkpoints --config FILE [--pipeline N
 Lists, per pipeline of the config, the lanes its checkpoint store holds:
 the committed position, the open intent (a batch written but not yet
 committed, redone on the next start) and the size of the saved operator
-state. It reads the store only; it needs no database client.
+state. It reads the store only (state_dir, or the checkpoint.table of a
+dynamodb store through the AWS SDK's default configuration); it needs no
+database client.
 `
 
 // checkpointsTimeout bounds the whole listing (a remote store may hang).
@@ -137,13 +143,27 @@ func runCheckpoints(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// openCheckpointStore opens the store the config names, read-only in
-// effect: nothing is created.
-func openCheckpointStore(_ context.Context, cfg *config.Config) (checkpoint.Store, checkpointsView, error) {
-	if cfg.Checkpoint != nil && cfg.Checkpoint.Store != "" && cfg.Checkpoint.Store != "file" {
-		return nil, checkpointsView{}, fmt.Errorf("list checkpoints in store %q (table %q): not supported in this build yet; only the file store (state_dir) can be listed", cfg.Checkpoint.Store, cfg.Checkpoint.Table)
+// openCheckpointStore opens the store the config names without changing
+// anything: a missing DynamoDB table is reported, not created.
+func openCheckpointStore(ctx context.Context, cfg *config.Config) (checkpoint.Store, checkpointsView, error) {
+	store := "file"
+	if cfg.Checkpoint != nil && cfg.Checkpoint.Store != "" {
+		store = cfg.Checkpoint.Store
 	}
-	return checkpoint.NewFileStore(cfg.StateDir), checkpointsView{Store: "file", Location: cfg.StateDir, Pipelines: []pipelineView{}}, nil
+	switch store {
+	case "file":
+		return checkpoint.NewFileStore(cfg.StateDir), checkpointsView{Store: "file", Location: cfg.StateDir, Pipelines: []pipelineView{}}, nil
+	case "dynamodb":
+		// The SDK's default chain: AWS_REGION, credentials or the task
+		// role, AWS_ENDPOINT_URL_DYNAMODB.
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, checkpointsView{}, fmt.Errorf("open checkpoint table %q: load aws config: %w", cfg.Checkpoint.Table, err)
+		}
+		s := ddbstore.New(dynamodb.NewFromConfig(awsCfg), ddbstore.Config{Table: cfg.Checkpoint.Table})
+		return s, checkpointsView{Store: "dynamodb", Location: cfg.Checkpoint.Table, Pipelines: []pipelineView{}}, nil
+	}
+	return nil, checkpointsView{}, fmt.Errorf("list checkpoints in store %q: not supported in this build (file or dynamodb)", store)
 }
 
 func pipelineOf(name string, states []checkpoint.State) pipelineView {

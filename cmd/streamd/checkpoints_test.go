@@ -11,8 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint"
+	ddbstore "github.com/streamd/streamd/checkpoint/dynamodb"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // checkpointsConfig writes a two-pipeline config whose state_dir is
@@ -164,7 +169,6 @@ func TestCheckpointsFailures(t *testing.T) {
 		{"unknown pipeline", []string{"--config", checkpointsConfig(t, stateDir, ""), "--pipeline", "salse"}, 2, `^$`, `no pipeline "salse" .*have: sales, orders`},
 		{"corrupt state file", []string{"--config", checkpointsConfig(t, corrupt, "")}, 1, `^$`, `list checkpoints of pipeline "sales".*malformed position`},
 		{"state_dir missing", []string{"--config", checkpointsConfig(t, missing, ""), "--json"}, 0, `"lanes": \[\]`, `state_dir .*nope does not exist`},
-		{"dynamodb store", []string{"--config", checkpointsConfig(t, stateDir, "checkpoint: {store: dynamodb, table: streamd-state}")}, 1, `^$`, `store "dynamodb" \(table "streamd-state"\): not supported in this build yet`},
 		{"help", []string{"-h"}, 0, `^$`, `usage: streamd checkpoints`},
 	}
 	for _, tt := range tests {
@@ -181,5 +185,71 @@ func TestCheckpointsFailures(t *testing.T) {
 				t.Errorf("stderr %q, want /%s/", errb.String(), tt.stderr)
 			}
 		})
+	}
+}
+
+// TestCheckpointsDynamoDB lists a DynamoDB checkpoint table (DynamoDB
+// Local) written by checkpoint/dynamodb, and fails on a missing table
+// without creating it.
+func TestCheckpointsDynamoDB(t *testing.T) {
+	peer := testenv.DynamoDB(t)
+	peer.SetEnv(t)
+	ctx := context.Background()
+	const table = "streamd-state"
+	if err := ddbstore.EnsureTable(ctx, peer.Client(), table); err != nil {
+		t.Fatal(err)
+	}
+	store := ddbstore.New(peer.Client(), ddbstore.Config{Table: table})
+	seq := func(s string) streamd.Position { return streamd.Position{Seq: s} }
+	in1 := streamd.Intent{Pipeline: "sales", Lane: "shardId-000000000001", From: seq("100"), To: seq("250")}
+	in2 := streamd.Intent{Pipeline: "sales", Lane: "shardId-000000000002", From: seq("300"), To: seq("400")}
+	in3 := streamd.Intent{Pipeline: "sales", Lane: "shardId-000000000002", From: seq("401"), To: seq("999")}
+	for _, step := range []func() error{
+		func() error { return store.PutIntent(ctx, in1) },
+		func() error { return store.Commit(ctx, in1, []byte("state")) },
+		func() error { return store.PutIntent(ctx, in2) },
+		func() error { return store.Commit(ctx, in2, nil) },
+		func() error { return store.PutIntent(ctx, in3) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := checkpointsConfig(t, t.TempDir(), "checkpoint: {store: dynamodb, table: "+table+"}")
+	var out, errb bytes.Buffer
+	if code := runCheckpoints([]string{"--config", cfg, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var got checkpointsView
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	str := func(s string) *string { return &s }
+	want := checkpointsView{Store: "dynamodb", Location: table, Pipelines: []pipelineView{
+		{Name: "sales", Lanes: []laneView{
+			{Lane: "shardId-000000000001", Committed: str("250"), OpStateBytes: 5},
+			{Lane: "shardId-000000000002", Committed: str("400"), Intent: &intentView{From: "401", To: "999"}},
+		}},
+		{Name: "orders", Lanes: []laneView{}},
+	}}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if !bytes.Equal(gj, wj) {
+		t.Errorf("JSON listing:\n got %s\nwant %s", gj, wj)
+	}
+
+	// A table that does not exist is an error, and is not created.
+	missing := checkpointsConfig(t, t.TempDir(), "checkpoint: {store: dynamodb, table: no-such-table}")
+	out.Reset()
+	errb.Reset()
+	if code := runCheckpoints([]string{"--config", missing}, &out, &errb); code != 1 {
+		t.Errorf("missing table: exit %d, want 1 (stdout %q stderr %q)", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "no-such-table") && !strings.Contains(errb.String(), "ResourceNotFound") {
+		t.Errorf("missing table: stderr %q does not name the problem", errb.String())
+	}
+	if _, err := peer.Client().DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("no-such-table")}); err == nil {
+		t.Error("streamd checkpoints created the missing table")
 	}
 }
