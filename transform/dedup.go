@@ -38,8 +38,11 @@ const (
 // dedupStage drops rows whose key was seen within the TTL.
 //
 // Time is event time: each lane keeps a watermark, the largest row event
-// time it has seen (rows without one use the watermark), and forgets a key
-// whose first sighting is more than TTL before it. Everything depends only
+// time it has seen, and stamps a key with the watermark when the key is
+// first seen; the key is forgotten once the watermark has moved on by more
+// than TTL. Stamping with the watermark rather than the row's own event
+// time keeps re-deliveries of late or out-of-order records (a replay of
+// shuffled history) deduplicated, and keeps the stamps in insertion order. Everything depends only
 // on the lane's rows in position order and the restored state, so a redo
 // decides the same. Keys are remembered as 128-bit FNV-1a hashes of their
 // typed values.
@@ -208,9 +211,13 @@ func (s *dedupStage) apply(rc *runCtx, b *streamd.Batch, st laneState) {
 	k := st.(*keySet)
 	evicted := 0
 	for j := 0; j < b.Len(); j++ {
-		t := k.advance(b.EventTime[j])
+		k.advance(b.EventTime[j])
+		stamp := k.wm
+		if stamp == math.MinInt64 {
+			stamp = 0
+		}
 		k.expire(s.ttl)
-		dup, ev := k.check(k.hashRow(b, s.keys, j), t, s.ttl, s.maxKeys)
+		dup, ev := k.check(k.hashRow(b, s.keys, j), stamp, s.ttl, s.maxKeys)
 		evicted += ev
 		if dup {
 			rc.deduplicated(b, j)

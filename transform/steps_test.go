@@ -222,6 +222,13 @@ func TestDedupTTLAndBound(t *testing.T) {
 		{"no event time", DedupSpec{Keys: []string{"k"}},
 			[]string{`{"k":"a"}`, `{"k":"a"}`, `{"k":null}`, `{"k":null}`},
 			[]string{"a@0", "null@2"}},
+		{"out-of-order redelivery", DedupSpec{Keys: []string{"k"}, TTL: time.Hour},
+			// a arrives with an event time far behind the watermark: it is
+			// remembered from the watermark on, so its re-delivery is a dup
+			// until the watermark moves past the TTL.
+			[]string{`{"k":"b","event_time":"2026-01-20T00:00:00Z"}`, `{"k":"a","event_time":"2026-01-01T00:00:00Z"}`, `{"k":"a","event_time":"2026-01-01T00:00:00Z"}`,
+				`{"k":"c","event_time":"2026-01-20T01:00:01Z"}`, `{"k":"a","event_time":"2026-01-01T00:00:00Z"}`},
+			[]string{"b@0", "a@1", "c@3", "a@4"}},
 		{"max keys evicts oldest", DedupSpec{Keys: []string{"k"}, MaxKeys: 2},
 			[]string{`{"k":"a"}`, `{"k":"b"}`, `{"k":"c"}`, `{"k":"b"}`, `{"k":"a"}`},
 			[]string{"a@0", "b@1", "c@2", "a@4"}},

@@ -31,6 +31,7 @@ func main() {
 const usage = `usage:
   streamd run --config FILE [--log-level debug|info|warn|error]
   streamd validate --config FILE
+  streamd infer --config FILE [--pipeline NAME] [--sample N] [--nested json|flatten] [--separator _]
   streamd version
 `
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	switch cmd {
+	case "infer":
+		return runInfer(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "streamd", versionString())
 		return 0
@@ -72,6 +75,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cmd == "validate" {
+		// Compile each pipeline's transforms too: column references are
+		// checked against the schema each step sees.
+		var errs []error
+		for _, pc := range cfg.Pipelines {
+			if _, _, err := compileTransforms(pc, slog.New(slog.DiscardHandler)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintf(stderr, "streamd: invalid config:\n%v\n", err)
+			return 2
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d pipelines)\n", *cfgPath, len(cfg.Pipelines))
 		return 0
 	}

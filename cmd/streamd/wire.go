@@ -120,30 +120,9 @@ func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, er
 
 func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache, budget *window.Budget, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
 	plog := log.With(slog.String("pipeline", pc.Name))
-	spec := transform.Spec{Format: pc.Source.Format}
-	for _, c := range pc.Schema {
-		t, err := streamd.ParseType(c.Type)
-		if err != nil {
-			return nil, nil, fmt.Errorf("pipeline %q: column %q (line %d): %w", pc.Name, c.Name, c.Line, err)
-		}
-		spec.Columns = append(spec.Columns, transform.ColumnSpec{Name: c.Name, Type: t, Expr: c.Expr, From: c.From})
-	}
-	if len(spec.Columns) == 0 {
-		return nil, nil, fmt.Errorf("pipeline %q: schema inference at run time is not available yet; declare schema", pc.Name)
-	}
-	for _, tr := range pc.Transforms {
-		switch {
-		case tr.Filter != "":
-			spec.Filters = append(spec.Filters, tr.Filter)
-		case tr.Dedup != nil:
-			return nil, nil, fmt.Errorf("pipeline %q: transform at line %d: dedup is not available in this build yet", pc.Name, tr.Line)
-		case tr.Quality != nil:
-			return nil, nil, fmt.Errorf("pipeline %q: transform at line %d: quality is not available in this build yet", pc.Name, tr.Line)
-		}
-	}
-	prog, err := transform.Compile(spec)
+	prog, op, err := compileTransforms(pc, plog)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+		return nil, nil, err
 	}
 
 	src, err := buildSource(pc, stores, plog)
@@ -184,11 +163,71 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 	sinks = append(sinks, dl)
 
 	p, err := pipeline.New(pipeline.Config{
-		Name: pc.Name, Source: src, Processor: prog, Sink: pq, DeadLetter: dl, Store: store,
+		Name: pc.Name, Source: src, Processor: prog, Operator: op, Sink: pq, DeadLetter: dl, Store: store,
 		Window:       window.Policy{MaxRecords: pc.Window.MaxRecords, MaxBytes: int(pc.Window.MaxBytes), MaxAge: pc.Window.MaxAge.Std()},
 		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log, Budget: budget,
 	})
 	return p, sinks, err
+}
+
+// compileTransforms builds the pipeline's decode + stateless program and,
+// when a stateful step (dedup, outliers, IsUnique) is configured, the
+// operator chain that runs from the first stateful step on. It does no I/O,
+// so `streamd validate` runs it too.
+func compileTransforms(pc config.Pipeline, log *slog.Logger) (*transform.Program, pipeline.Operator, error) {
+	spec := transform.Spec{Format: pc.Source.Format}
+	for _, c := range pc.Schema {
+		t, err := streamd.ParseType(c.Type)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pipeline %q: column %q (line %d): %w", pc.Name, c.Name, c.Line, err)
+		}
+		spec.Columns = append(spec.Columns, transform.ColumnSpec{Name: c.Name, Type: t, Expr: c.Expr, From: c.From})
+	}
+	if len(spec.Columns) == 0 {
+		return nil, nil, fmt.Errorf("pipeline %q: schema inference at run time is not available yet; declare schema (streamd infer prints one)", pc.Name)
+	}
+	steps := make([]transform.Step, 0, len(pc.Transforms))
+	for _, tr := range pc.Transforms {
+		steps = append(steps, stepOf(tr))
+	}
+	stateless, stateful := transform.SplitSteps(steps)
+	spec.Steps = stateless
+	spec.StepOptions = transform.ChainOptions{Pipeline: pc.Name, Logger: log}
+	prog, err := transform.Compile(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+	}
+	if len(stateful) == 0 {
+		return prog, nil, nil
+	}
+	chain, err := transform.NewChain(prog.Schema(), stateful, spec.StepOptions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+	}
+	return prog, chain, nil
+}
+
+// stepOf maps one configured transform to its transform.Step.
+func stepOf(tr config.Transform) transform.Step {
+	st := transform.Step{Filter: tr.Filter, Trim: tr.Trim, Lower: tr.Lower, Upper: tr.Upper, NullIfEmpty: tr.NullIfEmpty,
+		Default: tr.Default, Rename: tr.Rename, Drop: tr.Drop, Select: tr.Select}
+	if d := tr.Dedup; d != nil {
+		st.Dedup = &transform.DedupSpec{Keys: d.Keys, TTL: d.TTL.Std(), MaxKeys: d.MaxKeys}
+	}
+	if q := tr.Quality; q != nil {
+		st.Quality = &transform.QualitySpec{Rules: q.Rules, Action: q.Action, UniqueTTL: q.UniqueTTL.Std(), MaxKeys: q.MaxKeys}
+	}
+	if o := tr.Outliers; o != nil {
+		st.Outliers = &transform.OutlierSpec{Column: o.Column, Method: o.Method, Min: o.Min, Max: o.Max, K: o.K,
+			Window: o.Window, MinSamples: o.MinSamples, By: o.By, Action: o.Action, MaxKeys: o.MaxKeys}
+	}
+	if r := tr.Replace; r != nil {
+		st.Replace = &transform.ReplaceSpec{Column: r.Column, Pattern: r.Pattern, With: r.With}
+	}
+	if p := tr.ParseTime; p != nil {
+		st.ParseTime = &transform.ParseTimeSpec{Column: p.Column, Formats: p.Formats, Timezone: p.Timezone, Type: p.Type}
+	}
+	return st
 }
 
 func buildSource(pc config.Pipeline, stores *storeCache, log *slog.Logger) (ingest.Source, error) {

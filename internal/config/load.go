@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -259,6 +260,32 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path, key string, depth 
 			return
 		}
 		v.SetInt(i)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.fail(n.Line, path, ErrInvalidValue, "expected a mapping, got %s", nodeKind(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			p := path + "." + k.Value
+			d.src.lines[p] = val.Line
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, ev, p, k.Value, depth+1)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
+		}
+		v.Set(m)
+	case reflect.Float64:
+		val, ok := d.scalar(n, path, key)
+		if !ok || val == "" {
+			return
+		}
+		f, err := strconv.ParseFloat(strings.ReplaceAll(val, "_", ""), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail(n.Line, path, ErrInvalidValue, "invalid number %q", val)
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		val, ok := d.scalar(n, path, key)
 		if !ok || val == "" {

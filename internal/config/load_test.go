@@ -217,7 +217,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:     "multiple transform keys",
 			src:      minimal + "    transforms:\n      - filter: id != ''\n        dedup: {keys: [id]}\n",
-			want:     []string{`c.yaml:14: pipelines[0].transforms[0]: a transform needs exactly one key of filter, dedup, quality (got filter, dedup)`},
+			want:     []string{`c.yaml:14: pipelines[0].transforms[0]: a transform needs exactly one key of filter, dedup, quality, outliers, trim, lower, upper, null_if_empty, default, replace, rename, drop, select, parse_time (got filter, dedup)`},
 			sentinel: ErrInvalidValue,
 		},
 		{
@@ -227,10 +227,10 @@ func TestParseErrors(t *testing.T) {
 			sentinel: ErrInvalidValue,
 		},
 		{
-			name:     "dedup key not in schema",
-			src:      minimal + "    transforms:\n      - dedup: {keys: [txid]}\n",
-			want:     []string{`c.yaml:14: pipelines[0].transforms[0].dedup.keys[0]: dedup key column "txid" is not in the schema`},
-			sentinel: ErrInvalidValue,
+			name:     "outlier bounds without limits",
+			src:      minimal + "    transforms:\n      - outliers: {column: q, method: bounds}\n",
+			want:     []string{`c.yaml:14: pipelines[0].transforms[0].outliers.min`},
+			sentinel: ErrMissingKey,
 		},
 		{
 			name:     "unset env without default",

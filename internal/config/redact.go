@@ -90,6 +90,16 @@ func redactValue(v reflect.Value, key string, src *origin) reflect.Value {
 			out.Index(i).Set(redactValue(v.Index(i), key, src))
 		}
 		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			out.SetMapIndex(it.Key(), redactValue(it.Value(), it.Key().String(), src))
+		}
+		return out
 	case reflect.String:
 		s := v.String()
 		if s == "" {

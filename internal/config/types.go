@@ -114,8 +114,64 @@ type Transform struct {
 	Dedup *DedupConfig `yaml:"dedup,omitempty"`
 	// Quality checks data-quality rules.
 	Quality *QualityConfig `yaml:"quality,omitempty"`
+	// Outliers detects values outside fixed bounds or rolling IQR / z-score limits.
+	Outliers *OutliersConfig `yaml:"outliers,omitempty"`
+	// Trim removes surrounding white space from these string columns.
+	Trim []string `yaml:"trim,omitempty"`
+	// Lower lower-cases these string columns.
+	Lower []string `yaml:"lower,omitempty"`
+	// Upper upper-cases these string columns.
+	Upper []string `yaml:"upper,omitempty"`
+	// NullIfEmpty turns empty strings in these columns into nulls.
+	NullIfEmpty []string `yaml:"null_if_empty,omitempty"`
+	// Default fills nulls: column → value (cast to the column's type).
+	Default map[string]string `yaml:"default,omitempty"`
+	// Replace rewrites a string column with a regular expression.
+	Replace *ReplaceConfig `yaml:"replace,omitempty"`
+	// Rename renames columns: old → new.
+	Rename map[string]string `yaml:"rename,omitempty"`
+	// Drop removes columns.
+	Drop []string `yaml:"drop,omitempty"`
+	// Select keeps only these columns, in this order.
+	Select []string `yaml:"select,omitempty"`
+	// ParseTime parses a string column with explicit formats and a time zone.
+	ParseTime *ParseTimeConfig `yaml:"parse_time,omitempty"`
 	// Line is the transform's line in the file, for messages.
 	Line int `yaml:"-"`
+}
+
+// OutliersConfig configures the outliers operator.
+type OutliersConfig struct {
+	Column string `yaml:"column"`
+	// Method is bounds, iqr or zscore (default iqr).
+	Method string   `yaml:"method,omitempty"`
+	Min    *float64 `yaml:"min,omitempty"`
+	Max    *float64 `yaml:"max,omitempty"`
+	// K is the IQR multiplier (default 1.5) or the z-score limit (default 3).
+	K float64 `yaml:"k,omitempty"`
+	// Window is how many recent values per key the statistics use.
+	Window     int      `yaml:"window,omitempty"`
+	MinSamples int      `yaml:"min_samples,omitempty"`
+	By         []string `yaml:"by,omitempty"`
+	// Action is clip, drop, dead_letter or flag.
+	Action  string `yaml:"action,omitempty"`
+	MaxKeys int    `yaml:"max_keys,omitempty"`
+}
+
+// ReplaceConfig configures a regular-expression replacement.
+type ReplaceConfig struct {
+	Column  string `yaml:"column"`
+	Pattern string `yaml:"pattern"`
+	With    string `yaml:"with"`
+}
+
+// ParseTimeConfig configures timestamp parsing with explicit formats.
+type ParseTimeConfig struct {
+	Column   string   `yaml:"column"`
+	Formats  []string `yaml:"formats"`
+	Timezone string   `yaml:"timezone,omitempty"`
+	// Type is timestamp (default) or date.
+	Type string `yaml:"type,omitempty"`
 }
 
 // DedupConfig configures the dedup operator.
@@ -124,6 +180,8 @@ type DedupConfig struct {
 	Keys []string `yaml:"keys"`
 	// TTL is how long a key is remembered (default 24h).
 	TTL Duration `yaml:"ttl,omitempty"`
+	// MaxKeys bounds the keys remembered per lane (default 1M; oldest evicted first).
+	MaxKeys int `yaml:"max_keys,omitempty"`
 }
 
 // QualityConfig configures data-quality rules.
@@ -131,8 +189,13 @@ type QualityConfig struct {
 	// Rules are DQDL-subset rules such as 'IsComplete "customer_id"'.
 	Rules []string `yaml:"rules"`
 	// Action is what happens to a failing record: dead_letter (default),
-	// drop or warn (count and keep).
+	// drop, warn (count and keep) or flag (keep, naming the failed rules in
+	// a dq_failed_rules column).
 	Action string `yaml:"action,omitempty"`
+	// UniqueTTL is how long IsUnique remembers a value (default 24h).
+	UniqueTTL Duration `yaml:"unique_ttl,omitempty"`
+	// MaxKeys bounds the values IsUnique remembers per lane.
+	MaxKeys int `yaml:"max_keys,omitempty"`
 }
 
 // Window configures micro-batching.

@@ -391,31 +391,24 @@ func (v *validator) columns(p string, list []string, cols map[string]bool, what 
 func (v *validator) transforms(tp string, ts []Transform, cols map[string]bool) {
 	for i, t := range ts {
 		ip := tp + "[" + strconv.Itoa(i) + "]"
-		var set []string
-		if t.Filter != "" {
-			set = append(set, "filter")
-		}
-		if t.Dedup != nil {
-			set = append(set, "dedup")
-		}
-		if t.Quality != nil {
-			set = append(set, "quality")
-		}
+		set := t.keys()
 		if len(set) != 1 {
 			got := "none"
 			if len(set) > 0 {
 				got = strings.Join(set, ", ")
 			}
-			v.fail(ip, ErrInvalidValue, "a transform needs exactly one key of filter, dedup, quality (got %s)", got)
+			v.fail(ip, ErrInvalidValue, "a transform needs exactly one key of %s (got %s)", strings.Join(transformKeys, ", "), got)
 			continue
 		}
+		// Columns are checked against the schema each step sees when the
+		// transform program is compiled (streamd validate does that): after
+		// rename or select it is not the declared one.
 		if d := t.Dedup; d != nil {
 			if len(d.Keys) == 0 {
 				v.required(ip+".dedup.keys", "for dedup")
 			}
-			v.columns(ip+".dedup.keys", d.Keys, cols, "dedup key")
-			if d.TTL <= 0 {
-				v.fail(ip+".dedup.ttl", ErrInvalidValue, "must be positive, got %s", d.TTL)
+			if d.TTL < 0 {
+				v.fail(ip+".dedup.ttl", ErrInvalidValue, "must not be negative, got %s", d.TTL)
 			}
 		}
 		if q := t.Quality; q != nil {
@@ -427,9 +420,60 @@ func (v *validator) transforms(tp string, ts []Transform, cols map[string]bool) 
 					v.required(ip+".quality.rules["+strconv.Itoa(j)+"]", "rule")
 				}
 			}
-			v.oneOf(ip+".quality.action", q.Action, "dead_letter", "drop", "warn")
+			v.oneOf(ip+".quality.action", q.Action, "dead_letter", "drop", "warn", "flag")
+		}
+		if o := t.Outliers; o != nil {
+			if o.Column == "" {
+				v.required(ip+".outliers.column", "for outliers")
+			}
+			if o.Method != "" {
+				v.oneOf(ip+".outliers.method", o.Method, "bounds", "iqr", "zscore")
+			}
+			if o.Action != "" {
+				v.oneOf(ip+".outliers.action", o.Action, "clip", "drop", "dead_letter", "flag")
+			}
+			if o.Method == "bounds" && o.Min == nil && o.Max == nil {
+				v.required(ip+".outliers.min", "or max for method bounds")
+			}
+		}
+		if r := t.Replace; r != nil {
+			if r.Column == "" {
+				v.required(ip+".replace.column", "for replace")
+			}
+			if r.Pattern == "" {
+				v.required(ip+".replace.pattern", "for replace")
+			}
+		}
+		if p := t.ParseTime; p != nil {
+			if p.Column == "" {
+				v.required(ip+".parse_time.column", "for parse_time")
+			}
+			if len(p.Formats) == 0 {
+				v.required(ip+".parse_time.formats", "for parse_time")
+			}
+			if p.Type != "" {
+				v.oneOf(ip+".parse_time.type", p.Type, "timestamp", "date")
+			}
 		}
 	}
+}
+
+// transformKeys are the keys of a transforms entry, in documentation order.
+var transformKeys = []string{"filter", "dedup", "quality", "outliers", "trim", "lower", "upper", "null_if_empty",
+	"default", "replace", "rename", "drop", "select", "parse_time"}
+
+// keys returns which of transformKeys are set on t.
+func (t Transform) keys() []string {
+	set := []bool{t.Filter != "", t.Dedup != nil, t.Quality != nil, t.Outliers != nil, len(t.Trim) > 0, len(t.Lower) > 0,
+		len(t.Upper) > 0, len(t.NullIfEmpty) > 0, len(t.Default) > 0, t.Replace != nil, len(t.Rename) > 0, len(t.Drop) > 0,
+		len(t.Select) > 0, t.ParseTime != nil}
+	var out []string
+	for i, ok := range set {
+		if ok {
+			out = append(out, transformKeys[i])
+		}
+	}
+	return out
 }
 
 func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
