@@ -67,7 +67,6 @@ type harness struct {
 	recs      map[string][]streamd.Record
 	firstAt   map[string]time.Time // when the lane's first chunk (since its last revoke) arrived
 	revokes   []revokeEvent
-	afterRevk map[string]bool // lanes that got data after being revoked and not re-assigned
 	// releaseDelay delays closing Released (a slow flush).
 	releaseDelay time.Duration
 	// commitOnRevoke makes the harness commit a lane's last record when it
@@ -161,24 +160,6 @@ func (h *harness) records(lane string) []streamd.Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]streamd.Record(nil), h.recs[lane]...)
-}
-
-// commitAll commits each lane's last received record to the resumer and
-// calls Committed, as the pipeline does after a durable batch.
-func (h *harness) commitAll() map[string]int64 {
-	h.mu.Lock()
-	last := map[string]int64{}
-	for lane, rs := range h.recs {
-		if len(rs) > 0 {
-			last[lane] = rs[len(rs)-1].Pos.Offset
-		}
-	}
-	h.mu.Unlock()
-	for lane, off := range last {
-		h.res.set(lane, off)
-		h.src.Committed(context.Background(), lane, streamd.Position{Offset: off})
-	}
-	return last
 }
 
 // waitFor polls cond every 20ms until it holds or timeout passes.

@@ -579,9 +579,23 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 	recs := p.Records
 	for len(recs) > 0 {
 		n := min(len(recs), r.cfg.ChunkRecords)
+		// Values are copied into one arena per chunk: aliasing them would
+		// pin whole fetch responses (all partitions' data) for as long as
+		// any lane's open batch holds one record of them.
+		size := 0
+		for _, kr := range recs[:n] {
+			size += len(kr.Value)
+		}
+		arena := make([]byte, 0, size)
 		chunk := make([]streamd.Record, n)
 		for i, kr := range recs[:n] {
-			chunk[i] = streamd.Record{Data: kr.Value, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)}
+			var data []byte
+			if kr.Value != nil {
+				at := len(arena)
+				arena = append(arena, kr.Value...)
+				data = arena[at:len(arena):len(arena)]
+			}
+			chunk[i] = streamd.Record{Data: data, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)}
 		}
 		select {
 		case r.out <- ingest.Chunk{Lane: lane, Records: chunk}:

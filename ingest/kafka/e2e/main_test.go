@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/internal/salesgen"
@@ -135,6 +136,9 @@ func start(t testing.TB, name, cfg string) *proc {
 		if strings.Contains(p.stderr.String(), errNoKafka) {
 			t.Fatalf("this streamd build has no kafka source: wire it in cmd/streamd (buildSource case \"kafka\") as ingest/kafka/README.md shows\n%s", p.stderr.String())
 		}
+		if strings.Contains(p.stderr.String(), `unknown key "session_timeout"`) {
+			t.Fatalf("the config lacks the kafka source keys: add them to internal/config Source as ingest/kafka/README.md shows\n%s", p.stderr.String())
+		}
 		t.Fatalf("%s exited at start: %v\n%s", name, p.err, p.stderr.String())
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -191,13 +195,23 @@ func salesBatch(topic string, parts, n, firstID int, o salesgen.Options) ([]*kgo
 	return recs, truths
 }
 
-// committed returns the sum of the group's committed offsets of topic.
+// committed returns the sum of the group's committed offsets of topic;
+// 0 while the group does not exist yet.
 func committed(t testing.TB, k *testenv.KafkaPeer, group, topic string) int64 {
 	t.Helper()
-	var n int64
-	for _, off := range k.GroupOffsets(t, group)[topic] {
-		n += off
+	adm := kadm.NewClient(k.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0
 	}
+	var n int64
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil && o.At > 0 {
+			n += o.At
+		}
+	})
 	return n
 }
 

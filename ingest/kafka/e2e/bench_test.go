@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/internal/salesgen"
+	"github.com/streamd/streamd/internal/testenv"
+)
+
+// BenchmarkKafkaToParquet1M runs 1M sales-shaped JSON records (~160 B),
+// pre-loaded into a 4-partition kfake topic, through the streamd binary to
+// snappy Parquet partitioned by region, and reports records/s (from start
+// until the group offsets reach the end) and the child's peak RSS. Each
+// iteration uses a new group and empty state and output directories.
+func BenchmarkKafkaToParquet1M(b *testing.B) {
+	const (
+		n     = 1_000_000
+		parts = 4
+		topic = "sales"
+	)
+	k := testenv.Kafka(b)
+	k.CreateTopic(b, topic, parts)
+	cl := k.Client(b, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	for first := 0; first < n; first += 50_000 {
+		recs, _ := salesBatch(topic, parts, 50_000, first, salesgen.Options{})
+		if err := cl.ProduceSync(b.Context(), recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	window := os.Getenv("STREAMD_BENCH_WINDOW")
+	if window == "" {
+		window = "{max_records: 100000, max_age: 5s}"
+	}
+	dir := b.TempDir()
+	var total time.Duration
+	var peak int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for _, d := range []string{"out", "state", "dlq"} {
+			os.RemoveAll(filepath.Join(dir, d))
+		}
+		group := "bench-" + time.Now().Format("150405.000000")
+		cfg := writeConfig(b, dir, "streamd.yaml", k.Addrs, topic, group, window, "")
+		cmd := exec.Command(streamdBin, "run", "--config", cfg)
+		cmd.Stderr = os.Stderr
+		b.StartTimer()
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Minute)
+		for committed(b, k, group, topic) < n {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				b.Fatal("not everything committed within 5 minutes")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("streamd: %v", err)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peak {
+			peak = ru.Maxrss // KiB on Linux
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "records/s")
+	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+}
