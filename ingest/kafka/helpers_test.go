@@ -63,10 +63,10 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 
-	mu        sync.Mutex
-	recs      map[string][]streamd.Record
-	firstAt   map[string]time.Time // when the lane's first chunk (since its last revoke) arrived
-	revokes   []revokeEvent
+	mu      sync.Mutex
+	recs    map[string][]streamd.Record
+	firstAt map[string]time.Time // when the lane's first chunk (since its last revoke) arrived
+	revokes []revokeEvent
 	// releaseDelay delays closing Released (a slow flush).
 	releaseDelay time.Duration
 	// commitOnRevoke makes the harness commit a lane's last record when it
