@@ -58,6 +58,20 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Logger receives warnings (default: discard).
 	Logger *slog.Logger
+
+	// Follow tails each path as it grows, through rotation by rename and
+	// by copytruncate, and never ends (see follow.go for the design). Each
+	// path is then one literal local JSON-lines file (no glob, no s3://,
+	// no .gz) and is its own lane, whichever inode is behind it.
+	Follow bool
+	// StateDir holds follow mode's generation → file identity map, one
+	// small file per lane; required with Follow (by convention
+	// <state_dir>/<pipeline>/follow).
+	StateDir string
+	// PollInterval is how often a followed file is checked for growth and
+	// rotation (default 250ms): shorter means fresher data and a smaller
+	// copytruncate loss window, for more stat calls.
+	PollInterval time.Duration
 }
 
 // Defaults.
@@ -93,6 +107,22 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("new file source: path %q: %w", p, err)
 		}
 	}
+	if cfg.Follow {
+		if cfg.Format != "jsonl" {
+			return nil, fmt.Errorf("new file source: follow reads jsonl only, not %q", cfg.Format)
+		}
+		if cfg.StateDir == "" {
+			return nil, errors.New("new file source: follow needs a state directory")
+		}
+		for _, p := range cfg.Paths {
+			if strings.HasPrefix(p, "s3://") || strings.HasSuffix(p, ".gz") || strings.ContainsAny(p, `*?[\`) {
+				return nil, fmt.Errorf("new file source: follow path %q: want one local, uncompressed file (no glob, s3:// or .gz)", p)
+			}
+		}
+		if cfg.PollInterval <= 0 {
+			cfg.PollInterval = DefaultPollInterval
+		}
+	}
 	if cfg.MaxRecordSize <= 0 {
 		cfg.MaxRecordSize = DefaultMaxRecordSize
 	}
@@ -123,7 +153,11 @@ type lane struct {
 }
 
 // Run implements ingest.Source: it reads every matched file to its end.
+// With Follow it tails the paths until ctx is done instead.
 func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	if s.cfg.Follow {
+		return s.follow(ctx, resume, out)
+	}
 	lanes, err := s.expand(ctx)
 	if err != nil {
 		return err

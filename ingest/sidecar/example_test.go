@@ -29,6 +29,7 @@ func ExampleSource() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	out := make(chan ingest.Chunk, 8)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, noCommit{}, out) }()
