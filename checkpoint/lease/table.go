@@ -68,7 +68,7 @@ type Table struct {
 type held struct {
 	mu      sync.Mutex // serialises renewals with fenced checkpoint writes
 	counter int64
-	lost    bool
+	gone    bool // released, finished or lost: no longer ours
 }
 
 type seen struct {
@@ -218,34 +218,51 @@ func decode(it map[string]types.AttributeValue) (item, bool) {
 }
 
 // renew bumps a held lease's counter, conditional on owner and counter.
-func (m *Table) renew(ctx context.Context, shard string, h *held) (stealBy string, lost bool, err error) {
+// When the condition fails but the item still names this worker as owner,
+// an earlier renewal whose response was lost (a timeout, a cancelled call)
+// did apply: the lease is still ours and the counter is adopted.
+func (m *Table) renew(ctx context.Context, shard string, h *held) (stealBy string, gone, lost bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lost {
-		return "", true, nil
+	if h.gone {
+		return "", true, false, nil
 	}
-	out, err := m.cfg.Client.UpdateItem(ctx, &ddb.UpdateItemInput{
-		TableName: aws.String(m.cfg.Table), Key: m.key(shard),
-		UpdateExpression:          aws.String("SET #lc = :next"),
-		ConditionExpression:       aws.String("#lo = :me AND #lc = :c"),
-		ExpressionAttributeNames:  map[string]string{"#lc": dynamodb.AttrLeaseCounter, "#lo": dynamodb.AttrLeaseOwner},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":next": n(h.counter + 1), ":me": s(m.cfg.Owner), ":c": n(h.counter)},
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if isCCF(err) {
-		h.lost = true
-		return "", true, nil
+	for attempt := 0; attempt < 2; attempt++ {
+		out, err := m.cfg.Client.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: aws.String(m.cfg.Table), Key: m.key(shard),
+			UpdateExpression:                    aws.String("SET #lc = :next"),
+			ConditionExpression:                 aws.String("#lo = :me AND #lc = :c"),
+			ExpressionAttributeNames:            map[string]string{"#lc": dynamodb.AttrLeaseCounter, "#lo": dynamodb.AttrLeaseOwner},
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":next": n(h.counter + 1), ":me": s(m.cfg.Owner), ":c": n(h.counter)},
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			if old, ok := decode(ccf.Item); ok && old.owner == m.cfg.Owner && attempt == 0 {
+				h.counter = old.counter
+				continue
+			}
+			h.gone = true
+			return "", false, true, nil
+		}
+		if err != nil {
+			return "", false, false, fmt.Errorf("renew lease of shard %q: %w", shard, err)
+		}
+		h.counter++
+		it, _ := decode(out.Attributes)
+		return it.stealBy, false, false, nil
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("renew lease of shard %q: %w", shard, err)
-	}
-	h.counter++
-	it, _ := decode(out.Attributes)
-	return it.stealBy, false, nil
+	h.gone = true
+	return "", false, true, nil
 }
 
 // Tick implements Manager.
 func (m *Table) Tick(ctx context.Context) (Changes, error) {
+	// A lease write cancelled in flight may have applied unseen; finish
+	// the round's writes even when ctx ends (each bounded by a timeout).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*m.cfg.RenewInterval+5*time.Second)
+	defer cancel()
 	var ch Changes
 	m.mu.Lock()
 	hs := make(map[string]*held, len(m.held))
@@ -257,10 +274,13 @@ func (m *Table) Tick(ctx context.Context) (Changes, error) {
 	// 1. Renew what we hold.
 	var errs []error
 	for _, id := range sortedHeld(hs) {
-		stealBy, lost, err := m.renew(ctx, id, hs[id])
+		stealBy, gone, lost, err := m.renew(ctx, id, hs[id])
 		if err != nil {
 			errs = append(errs, err) // transient: the lease expires only after FailoverTime
 			continue
+		}
+		if gone {
+			continue // released or finished meanwhile
 		}
 		m.mu.Lock()
 		if lost {
@@ -285,6 +305,7 @@ func (m *Table) Tick(ctx context.Context) (Changes, error) {
 	items := map[string]item{}
 	finished := map[string]bool{}
 	parents := map[string][]string{}
+	seenAt := map[string]time.Time{} // when each lease last changed, as seen here
 	m.mu.Lock()
 	for _, r := range raw {
 		it, ok := decode(r)
@@ -297,9 +318,10 @@ func (m *Table) Tick(ctx context.Context) (Changes, error) {
 		if sv, ok := m.seen[it.id]; !ok || sv.owner != it.owner || sv.counter != it.counter {
 			m.seen[it.id] = seen{owner: it.owner, counter: it.counter, at: now}
 		}
+		seenAt[it.id] = m.seen[it.id].at
 	}
 	expired := func(it item) bool {
-		return it.owner != "" && it.owner != m.cfg.Owner && now.Sub(m.seen[it.id].at) > m.cfg.FailoverTime
+		return it.owner != "" && it.owner != m.cfg.Owner && now.Sub(seenAt[it.id]) > m.cfg.FailoverTime
 	}
 	// Workers are the owners of live leases, and this one.
 	load := map[string]int{m.cfg.Owner: 0}
@@ -325,9 +347,15 @@ func (m *Table) Tick(ctx context.Context) (Changes, error) {
 	// 3. Take free and expired eligible leases up to the target.
 	var candidates []item
 	for _, it := range items {
-		if eligible(it.id, finished, parents) && (it.owner == "" || expired(it)) {
-			candidates = append(candidates, it)
+		if !eligible(it.id, finished, parents) || (it.owner != "" && !expired(it)) {
+			continue
 		}
+		// A lease handed over on request is reserved for the worker that
+		// asked, until it has sat unclaimed for FailoverTime.
+		if it.owner == "" && it.stealBy != "" && it.stealBy != m.cfg.Owner && now.Sub(seenAt[it.id]) <= m.cfg.FailoverTime {
+			continue
+		}
+		candidates = append(candidates, it)
 	}
 	sort.Slice(candidates, func(i, j int) bool {
 		// Leases we asked for first, then expired ones, then by id.
@@ -479,24 +507,37 @@ func (m *Table) letGo(ctx context.Context, shard string, finish bool) error {
 	defer h.mu.Unlock()
 	expr := "SET #lc = :next"
 	values := map[string]types.AttributeValue{":next": n(h.counter + 1), ":me": s(m.cfg.Owner), ":c": n(h.counter)}
-	names := map[string]string{"#lc": dynamodb.AttrLeaseCounter, "#lo": dynamodb.AttrLeaseOwner, "#sb": dynamodb.AttrStealBy}
+	names := map[string]string{"#lc": dynamodb.AttrLeaseCounter, "#lo": dynamodb.AttrLeaseOwner}
 	if finish {
 		expr += ", #fin = :true"
 		names["#fin"] = dynamodb.AttrFinished
 		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
-	_, err := m.cfg.Client.UpdateItem(ctx, &ddb.UpdateItemInput{
-		TableName: aws.String(m.cfg.Table), Key: m.key(shard),
-		UpdateExpression:          aws.String(expr + " REMOVE #lo, #sb"),
-		ConditionExpression:       aws.String("#lo = :me AND #lc = :c"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
-	})
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		values[":next"], values[":c"] = n(h.counter+1), n(h.counter)
+		_, err = m.cfg.Client.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: aws.String(m.cfg.Table), Key: m.key(shard),
+			UpdateExpression:                    aws.String(expr + " REMOVE #lo"),
+			ConditionExpression:                 aws.String("#lo = :me AND #lc = :c"),
+			ExpressionAttributeNames:            names,
+			ExpressionAttributeValues:           values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) && attempt == 0 {
+			if old, ok := decode(ccf.Item); ok && old.owner == m.cfg.Owner {
+				h.counter = old.counter // our own earlier write applied unseen
+				continue
+			}
+		}
+		break
+	}
 	lost := isCCF(err)
 	if err != nil && !lost {
 		return fmt.Errorf("%s lease of shard %q: %w", op, shard, err)
 	}
-	h.lost = true
+	h.gone = true
 	m.mu.Lock()
 	delete(m.held, shard)
 	delete(m.yielding, shard)
@@ -504,7 +545,11 @@ func (m *Table) letGo(ctx context.Context, shard string, finish bool) error {
 	if lost {
 		return fmt.Errorf("%s lease of shard %q: %w", op, shard, ErrNotHeld)
 	}
-	m.log.Info("lease "+op+"d", slog.String("shard", shard))
+	if finish {
+		m.log.Info("lease finished", slog.String("shard", shard))
+	} else {
+		m.log.Info("lease released", slog.String("shard", shard))
+	}
 	return nil
 }
 
@@ -519,7 +564,7 @@ func (m *Table) Fenced(ctx context.Context, pipeline, lane string, write func(st
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lost {
+	if h.gone {
 		return fmt.Errorf("lane %q: %w", lane, ErrNotHeld)
 	}
 	return write(m.cfg.Owner, h.counter)

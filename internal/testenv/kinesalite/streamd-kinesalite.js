@@ -25,3 +25,14 @@ server.listen(port, '127.0.0.1', function () {
   console.log('streamd-kinesalite ready')
 })
 process.on('SIGTERM', function () { process.exit(0) })
+// kinesalite rethrows a request's 'error' event, so a client that cancels a
+// call mid-request (ECONNRESET, "aborted") would kill the server. Such
+// errors concern that one request only: log them and keep serving.
+process.on('uncaughtException', function (err) {
+  if (err && (err.code === 'ECONNRESET' || err.message === 'aborted' || err.code === 'EPIPE')) {
+    console.error('kinesalite: client went away: ' + err.message)
+    return
+  }
+  console.error(err && err.stack ? err.stack : String(err))
+  process.exit(1)
+})

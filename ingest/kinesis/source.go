@@ -1,0 +1,725 @@
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd"
+	"github.com/streamd/streamd/checkpoint/lease"
+	"github.com/streamd/streamd/ingest"
+)
+
+// API is the part of the Kinesis client the source uses; *kinesis.Client
+// implements it.
+type API interface {
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, opts ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, opts ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+// Start positions for shards without a checkpoint.
+const (
+	StartTrimHorizon = "trim_horizon"
+	StartLatest      = "latest"
+	StartAtTimestamp = "at_timestamp"
+)
+
+// Config configures a Source.
+type Config struct {
+	// Stream is the stream name (required).
+	Stream string
+	// Start is where a shard without a checkpoint starts: trim_horizon
+	// (default: everything retained), latest (only new records) or
+	// at_timestamp (Timestamp). A child of a shard that was read always
+	// starts at its trim horizon, so resharding loses nothing.
+	Start     string
+	Timestamp time.Time
+	// Leases shares the shards with other processes (lease.Table with the
+	// DynamoDB checkpoint store). Default: lease.NewLocal(), this process
+	// reads every shard.
+	Leases lease.Manager
+	// ListInterval is how often shards are listed to discover resharding
+	// (default 30s; also after every shard that finished).
+	ListInterval time.Duration
+	// PollInterval is the least time between two GetRecords of one shard
+	// (default 200ms: Kinesis allows 5 calls/s per shard, shared by every
+	// consumer of the stream; raise it when several applications read).
+	PollInterval time.Duration
+	// IdleInterval is the pause after a GetRecords that returned nothing
+	// (default 1s): lower latency for more calls.
+	IdleInterval time.Duration
+	// MaxRecords is GetRecords' Limit (default 10000, the maximum).
+	MaxRecords int32
+	// MaxBackoff caps the exponential backoff (with jitter) after a
+	// throttled or failed call (default 10s; it starts at PollInterval).
+	MaxBackoff time.Duration
+	// Registerer receives the source's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives shard changes and errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Source reads a Kinesis data stream: one lane per shard, named by the
+// shard id. It implements ingest.Source and ingest.Committer.
+type Source struct {
+	client API
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics
+
+	mu      sync.Mutex
+	shards  map[string]lease.Shard // latest listing
+	readers map[string]*reader
+	// afterStop holds shards whose reader stopped at shutdown with
+	// records not yet committed: Committed releases their lease.
+	afterStop map[string]*reader
+	wake      chan struct{}    // asks Run for an early lease tick / listing
+	behind    map[string]int64 // MillisBehindLatest per shard read
+}
+
+// reader is the state of one leased shard.
+type reader struct {
+	shard  string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Guarded by Source.mu.
+	sent      streamd.Position // last position sent
+	hasSent   bool
+	committed streamd.Position
+	hasCommit bool
+	ended     bool // the shard is closed and every record was sent
+	finishing bool
+}
+
+// pending reports whether records were sent and not committed.
+func (r *reader) pending() bool {
+	return r.hasSent && (!r.hasCommit || r.committed.Compare(r.sent) < 0)
+}
+
+var (
+	_ ingest.Source    = (*Source)(nil)
+	_ ingest.Committer = (*Source)(nil)
+)
+
+// New returns a source on client. It does no I/O.
+func New(client API, cfg Config) (*Source, error) {
+	if client == nil || cfg.Stream == "" {
+		return nil, errors.New("new kinesis source: client and stream are required")
+	}
+	switch cfg.Start {
+	case "":
+		cfg.Start = StartTrimHorizon
+	case StartTrimHorizon, StartLatest:
+	case StartAtTimestamp:
+		if cfg.Timestamp.IsZero() {
+			return nil, errors.New("new kinesis source: start at_timestamp needs a timestamp")
+		}
+	default:
+		return nil, fmt.Errorf("new kinesis source: start %q is not trim_horizon, latest or at_timestamp", cfg.Start)
+	}
+	if cfg.Leases == nil {
+		cfg.Leases = lease.NewLocal()
+	}
+	if cfg.ListInterval <= 0 {
+		cfg.ListInterval = 30 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.IdleInterval <= 0 {
+		cfg.IdleInterval = time.Second
+	}
+	if cfg.MaxRecords <= 0 || cfg.MaxRecords > 10000 {
+		cfg.MaxRecords = 10000
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("new kinesis source: %w", err)
+	}
+	return &Source{
+		client: client, cfg: cfg, log: log.With(slog.String("stream", cfg.Stream)), m: m,
+		shards: map[string]lease.Shard{}, readers: map[string]*reader{}, afterStop: map[string]*reader{},
+		wake: make(chan struct{}, 1), behind: map[string]int64{},
+	}, nil
+}
+
+func (s *Source) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run implements ingest.Source. It lists shards, takes leases, reads each
+// leased shard in its own goroutine and sends its chunks to out, until ctx
+// is done. Closed shards end (Chunk.End); once their last record is
+// committed their lease is finished and their children start.
+func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	list := time.NewTimer(0)
+	defer list.Stop()
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	listed := false
+	fail := make(chan error, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			return nil
+		case err := <-fail:
+			s.shutdown()
+			return err
+		case <-list.C:
+			if err := s.list(runCtx); err != nil {
+				if runCtx.Err() != nil {
+					continue
+				}
+				var rnf *types.ResourceNotFoundException
+				if errors.As(err, &rnf) {
+					s.shutdown()
+					return fmt.Errorf("read kinesis stream %q: %w", s.cfg.Stream, err)
+				}
+				s.log.Warn("list shards failed; retrying", slog.String("error", err.Error()))
+				list.Reset(s.jitter(s.cfg.PollInterval * 5))
+				continue
+			}
+			listed = true
+			list.Reset(s.cfg.ListInterval)
+		case <-s.wake:
+			list.Reset(0)
+			tick.Reset(0)
+		case <-tick.C:
+			tick.Reset(s.cfg.Leases.Interval())
+			if !listed {
+				continue
+			}
+			ch, err := s.cfg.Leases.Tick(runCtx)
+			if err != nil && runCtx.Err() == nil {
+				s.log.Warn("lease round failed", slog.String("error", err.Error()))
+			}
+			for _, id := range ch.Lost {
+				s.lose(runCtx, id, out, &wg)
+			}
+			for _, id := range ch.Yield {
+				s.yield(runCtx, id, out, &wg)
+			}
+			for _, id := range ch.Gained {
+				s.start(runCtx, id, resume, out, &wg, fail)
+			}
+			s.m.shardsHeld.WithLabelValues(s.cfg.Stream).Set(float64(len(s.cfg.Leases.Held())))
+		}
+	}
+}
+
+// list pages through ListShards (kinesalite and old endpoints return every
+// shard without a NextToken; both are handled) and syncs the lineage to
+// the lease manager.
+func (s *Source) list(ctx context.Context) error {
+	var all []types.Shard
+	in := &kinesis.ListShardsInput{StreamName: aws.String(s.cfg.Stream)}
+	backoff := s.cfg.PollInterval
+	for page := 0; page < 10000; {
+		out, err := s.client.ListShards(ctx, in)
+		if err != nil {
+			if s.throttled(err) && ctx.Err() == nil {
+				if !sleep(ctx, s.jitter(backoff)) {
+					return ctx.Err()
+				}
+				backoff = min(2*backoff, s.cfg.MaxBackoff)
+				continue
+			}
+			return fmt.Errorf("list shards of %q: %w", s.cfg.Stream, err)
+		}
+		page++
+		all = append(all, out.Shards...)
+		if aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+	shards := make([]lease.Shard, 0, len(all))
+	s.mu.Lock()
+	for _, sh := range all {
+		ls := lease.Shard{ID: aws.ToString(sh.ShardId)}
+		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if aws.ToString(p) != "" {
+				ls.Parents = append(ls.Parents, aws.ToString(p))
+			}
+		}
+		s.shards[ls.ID] = ls
+		shards = append(shards, ls)
+	}
+	s.mu.Unlock()
+	sort.Slice(shards, func(i, j int) bool { return shards[i].ID < shards[j].ID })
+	if err := s.cfg.Leases.Sync(ctx, shards); err != nil {
+		return fmt.Errorf("sync shard leases: %w", err)
+	}
+	return nil
+}
+
+// start begins reading a newly leased shard.
+func (s *Source) start(ctx context.Context, shard string, resume ingest.Resumer, out chan<- ingest.Chunk, wg *sync.WaitGroup, fail chan<- error) {
+	s.mu.Lock()
+	if _, ok := s.readers[shard]; ok {
+		s.mu.Unlock()
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	r := &reader{shard: shard, cancel: cancel, done: make(chan struct{})}
+	s.readers[shard] = r
+	delete(s.afterStop, shard)
+	s.mu.Unlock()
+	s.log.Info("reading shard", slog.String("shard", shard))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(r.done)
+		if err := s.read(rctx, r, resume, out); err != nil && rctx.Err() == nil {
+			select {
+			case fail <- fmt.Errorf("read shard %q of %q: %w", shard, s.cfg.Stream, err):
+			default:
+			}
+		}
+	}()
+}
+
+// stopReader cancels a shard's reader and waits for it; it returns the
+// reader (nil if none).
+func (s *Source) stopReader(shard string) *reader {
+	s.mu.Lock()
+	r := s.readers[shard]
+	delete(s.readers, shard)
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	<-r.done
+	s.setBehind(shard, -1)
+	return r
+}
+
+// lose stops a shard whose lease was taken by another worker and tells the
+// pipeline (its pending commit will be fenced).
+func (s *Source) lose(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
+	s.stopReader(shard)
+	s.log.Warn("shard lease lost; stopped reading", slog.String("shard", shard))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case out <- ingest.Chunk{Lane: shard, Revoked: true}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// yield hands a shard over to a worker that asked for it: stop reading,
+// let the pipeline finish (flush and commit) the lane, then release.
+func (s *Source) yield(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
+	r := s.stopReader(shard)
+	if r == nil {
+		return
+	}
+	s.mu.Lock()
+	s.afterStop[shard] = r // released below, or by shutdown / Committed
+	s.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		released := make(chan struct{})
+		select {
+		case out <- ingest.Chunk{Lane: shard, Revoked: true, Released: released}:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-released:
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		mine := s.afterStop[shard] == r
+		if mine {
+			delete(s.afterStop, shard)
+		}
+		s.mu.Unlock()
+		if !mine {
+			return
+		}
+		if err := s.cfg.Leases.Release(ctx, shard); err != nil {
+			s.log.Warn("release shard lease", slog.String("shard", shard), slog.String("error", err.Error()))
+			return
+		}
+		s.log.Info("handed shard over", slog.String("shard", shard))
+	}()
+}
+
+// shutdown stops every reader. Leases of shards with nothing pending are
+// released now; the others when the pipeline's drain commits them
+// (Committed), or, if it never does, by expiry.
+func (s *Source) shutdown() {
+	s.mu.Lock()
+	stopping := make([]*reader, 0, len(s.readers)+len(s.afterStop))
+	for _, r := range s.afterStop { // handing over: already stopped
+		stopping = append(stopping, r)
+	}
+	for id, r := range s.readers {
+		delete(s.readers, id)
+		s.afterStop[id] = r
+		stopping = append(stopping, r)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, r := range stopping {
+		r.cancel()
+		<-r.done
+		s.setBehind(r.shard, -1)
+		s.mu.Lock()
+		release := !r.pending() && !r.finishing && s.afterStop[r.shard] == r
+		if release {
+			delete(s.afterStop, r.shard)
+		}
+		s.mu.Unlock()
+		if release {
+			if err := s.cfg.Leases.Release(ctx, r.shard); err != nil {
+				s.log.Warn("release shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// Committed implements ingest.Committer: it tracks what the pipeline has
+// committed, finishes a closed shard whose last record is committed, and
+// releases the lease of a shard stopped at shutdown once it is committed.
+func (s *Source) Committed(ctx context.Context, lane string, pos streamd.Position) {
+	s.mu.Lock()
+	r := s.readers[lane]
+	stopped := false
+	if r == nil {
+		r, stopped = s.afterStop[lane], true
+	}
+	if r == nil {
+		s.mu.Unlock()
+		return
+	}
+	if !r.hasCommit || r.committed.Compare(pos) < 0 {
+		r.committed, r.hasCommit = pos, true
+	}
+	done := !r.pending()
+	finish := done && r.ended && !r.finishing
+	if finish {
+		r.finishing = true
+	}
+	release := false
+	if stopped && done && !finish {
+		select {
+		case <-r.done: // the reader can send nothing more
+			delete(s.afterStop, lane)
+			release = true
+		default: // shutdown checks again once the reader has stopped
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case finish:
+		s.finish(ctx, r)
+	case release:
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Leases.Release(ctx, lane); err != nil {
+			s.log.Warn("release shard lease after drain", slog.String("shard", lane), slog.String("error", err.Error()))
+		}
+	}
+}
+
+// finish marks a closed, fully committed shard finished so its children
+// may start, and wakes Run to list and lease them.
+func (s *Source) finish(ctx context.Context, r *reader) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Leases.Finish(ctx, r.shard); err != nil {
+		s.log.Warn("finish shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
+		s.mu.Lock()
+		r.finishing = false
+		s.mu.Unlock()
+		return
+	}
+	s.log.Info("shard finished", slog.String("shard", r.shard))
+	s.mu.Lock()
+	if s.readers[r.shard] == r {
+		delete(s.readers, r.shard)
+	}
+	delete(s.afterStop, r.shard)
+	s.mu.Unlock()
+	s.setBehind(r.shard, -1)
+	s.poke()
+}
+
+// read reads one shard until it ends or ctx is done.
+func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	from, ok, err := resume.Resume(ctx, r.shard)
+	if err != nil {
+		return err
+	}
+	var skip *streamd.Position
+	if ok {
+		skip = &from
+		s.mu.Lock()
+		r.committed, r.hasCommit = from, true
+		s.mu.Unlock()
+	}
+	it, err := s.iterator(ctx, r.shard, skip)
+	if err != nil {
+		return err
+	}
+	checkLoss := skip != nil
+	lastSeq := ""
+	backoff := s.cfg.PollInterval
+	var recs []streamd.Record
+	for {
+		start := time.Now()
+		res, err := s.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(s.cfg.MaxRecords)})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			var expired *types.ExpiredIteratorException
+			var rnf *types.ResourceNotFoundException
+			switch {
+			case errors.As(err, &expired):
+				// Re-open the iterator after what was read, or where the
+				// shard started if nothing was.
+				if lastSeq != "" {
+					it, err = s.iteratorAt(ctx, r.shard, types.ShardIteratorTypeAfterSequenceNumber, lastSeq)
+				} else {
+					it, err = s.iterator(ctx, r.shard, skip)
+				}
+				if err != nil {
+					return err
+				}
+				s.log.Info("shard iterator expired; re-opened", slog.String("shard", r.shard), slog.String("after", lastSeq))
+				continue
+			case errors.As(err, &rnf):
+				return err
+			case s.throttled(err):
+			default:
+				s.log.Warn("get records failed; retrying", slog.String("shard", r.shard), slog.String("error", err.Error()))
+			}
+			if !sleep(ctx, s.jitter(backoff)) {
+				return nil
+			}
+			backoff = min(2*backoff, s.cfg.MaxBackoff)
+			continue
+		}
+		backoff = s.cfg.PollInterval
+		if res.MillisBehindLatest != nil {
+			s.setBehind(r.shard, *res.MillisBehindLatest)
+		}
+		if checkLoss && len(res.Records) > 0 {
+			checkLoss = false
+			if first := aws.ToString(res.Records[0].SequenceNumber); first != skip.Seq {
+				s.reportLoss(r.shard, skip.Seq, first)
+			}
+		}
+		recs = recs[:0]
+		for _, kr := range res.Records {
+			seq := aws.ToString(kr.SequenceNumber)
+			var t int64
+			if kr.ApproximateArrivalTimestamp != nil {
+				t = kr.ApproximateArrivalTimestamp.UnixMicro()
+			}
+			n := len(recs)
+			recs = deaggregate(recs, kr.Data, seq, t, skip)
+			for _, rec := range recs[n:] {
+				if rec.Err != "" {
+					s.m.corrupt.WithLabelValues(s.cfg.Stream).Inc()
+					s.log.Error("corrupt KPL aggregate; dead-lettering it", slog.String("shard", r.shard), slog.String("seq", seq), slog.String("error", rec.Err))
+				}
+			}
+			lastSeq = seq
+		}
+		skip = nil
+		next := aws.ToString(res.NextShardIterator)
+		end := next == ""
+		if len(recs) > 0 || end {
+			c := ingest.Chunk{Lane: r.shard, Records: append([]streamd.Record(nil), recs...), End: end}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return nil
+			}
+			s.m.read.WithLabelValues(s.cfg.Stream).Add(float64(len(recs)))
+			s.mu.Lock()
+			if len(recs) > 0 {
+				r.sent, r.hasSent = recs[len(recs)-1].Pos, true
+			}
+			finish := false
+			if end {
+				r.ended = true
+				finish = !r.pending() && !r.finishing
+				r.finishing = r.finishing || finish
+			}
+			s.mu.Unlock()
+			if finish {
+				s.finish(ctx, r)
+			}
+		}
+		if end {
+			s.log.Info("shard closed and read to its end", slog.String("shard", r.shard))
+			return nil
+		}
+		it = aws.String(next)
+		wait := s.cfg.PollInterval - time.Since(start)
+		if len(res.Records) == 0 {
+			wait = s.cfg.IdleInterval
+		}
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// iterator opens a shard iterator: at the committed record (its
+// re-delivered sub-records up to skip are dropped, and its presence proves
+// nothing was trimmed), or at the configured start. A child shard whose
+// parent is listed starts at its trim horizon.
+func (s *Source) iterator(ctx context.Context, shard string, skip *streamd.Position) (*string, error) {
+	if skip != nil {
+		it, err := s.iteratorAt(ctx, shard, types.ShardIteratorTypeAtSequenceNumber, skip.Seq)
+		var bad *types.InvalidArgumentException
+		if errors.As(err, &bad) {
+			// The checkpoint is older than the trim horizon (or from
+			// another stream of the same name): read what is left.
+			s.reportLoss(shard, skip.Seq, "(iterator refused: "+bad.ErrorMessage()+")")
+			return s.iteratorAt(ctx, shard, types.ShardIteratorTypeTrimHorizon, "")
+		}
+		return it, err
+	}
+	s.mu.Lock()
+	child := false
+	for _, p := range s.shards[shard].Parents {
+		if _, ok := s.shards[p]; ok {
+			child = true
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case child || s.cfg.Start == StartTrimHorizon:
+		return s.iteratorAt(ctx, shard, types.ShardIteratorTypeTrimHorizon, "")
+	case s.cfg.Start == StartLatest:
+		return s.iteratorAt(ctx, shard, types.ShardIteratorTypeLatest, "")
+	default:
+		return s.iteratorAt(ctx, shard, types.ShardIteratorTypeAtTimestamp, "")
+	}
+}
+
+func (s *Source) iteratorAt(ctx context.Context, shard string, typ types.ShardIteratorType, seq string) (*string, error) {
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: aws.String(shard), ShardIteratorType: typ}
+	if seq != "" {
+		in.StartingSequenceNumber = aws.String(seq)
+	}
+	if typ == types.ShardIteratorTypeAtTimestamp {
+		in.Timestamp = aws.Time(s.cfg.Timestamp)
+	}
+	backoff := s.cfg.PollInterval
+	for {
+		out, err := s.client.GetShardIterator(ctx, in)
+		if err == nil {
+			return out.ShardIterator, nil
+		}
+		if !s.throttled(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("get %s iterator of shard %q: %w", typ, shard, err)
+		}
+		if !sleep(ctx, s.jitter(backoff)) {
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, s.cfg.MaxBackoff)
+	}
+}
+
+// reportLoss records that a shard resumed past the stream's retention.
+func (s *Source) reportLoss(shard, committed, first string) {
+	s.m.lost.WithLabelValues(s.cfg.Stream).Inc()
+	s.log.Error("records lost: the shard's checkpoint is past the stream's retention; records after it were trimmed before they were read",
+		slog.String("shard", shard), slog.String("committed", committed), slog.String("first_available", first))
+}
+
+// throttled reports a throttling error (counted; the caller backs off).
+func (s *Source) throttled(err error) bool {
+	var pte *types.ProvisionedThroughputExceededException
+	var le *types.LimitExceededException
+	var kt *types.KMSThrottlingException
+	if errors.As(err, &pte) || errors.As(err, &le) || errors.As(err, &kt) || strings.Contains(err.Error(), "ThrottlingException") {
+		s.m.throttled.WithLabelValues(s.cfg.Stream).Inc()
+		return true
+	}
+	return false
+}
+
+// setBehind records a shard's MillisBehindLatest and the stream's
+// maximum over the shards this process reads (ms < 0 forgets the shard).
+func (s *Source) setBehind(shard string, ms int64) {
+	s.mu.Lock()
+	if ms < 0 {
+		delete(s.behind, shard)
+		s.m.behind.DeleteLabelValues(s.cfg.Stream, shard)
+	} else {
+		s.behind[shard] = ms
+		s.m.behind.WithLabelValues(s.cfg.Stream, shard).Set(float64(ms))
+	}
+	var most int64
+	for _, v := range s.behind {
+		most = max(most, v)
+	}
+	s.m.behindMax.WithLabelValues(s.cfg.Stream).Set(float64(most))
+	s.mu.Unlock()
+}
+
+// jitter returns a duration in [d/2, d).
+func (s *Source) jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
