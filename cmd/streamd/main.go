@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/streamd/streamd/internal/config"
+	"github.com/streamd/streamd/internal/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,6 +33,8 @@ const usage = `usage:
   streamd run --config FILE [--log-level debug|info|warn|error]
   streamd validate --config FILE
   streamd infer --config FILE [--pipeline NAME] [--sample N] [--nested json|flatten] [--separator _]
+  streamd checkpoints --config FILE [--pipeline NAME] [--json]
+  streamd health [--url URL] [--timeout D]
   streamd version
 `
 
@@ -51,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "infer":
 		return runInfer(rest, stdout, stderr)
+	case "checkpoints":
+		return runCheckpoints(rest, stdout, stderr)
+	case "health":
+		return runHealth(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "streamd", versionString())
 		return 0
@@ -79,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// checked against the schema each step sees.
 		var errs []error
 		for _, pc := range cfg.Pipelines {
-			if _, _, err := compileTransforms(pc, slog.New(slog.DiscardHandler)); err != nil {
+			if _, _, err := compileTransforms(pc, nil, slog.New(slog.DiscardHandler)); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -95,7 +102,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "streamd run: --log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	red := telemetry.NewRedactor(telemetry.ConfigSecrets(cfg)...)
+	log := slog.New(telemetry.NewRedactingHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}), red))
+	budget := telemetry.MemoryProbe{}.Detect(int64(cfg.MemoryLimit))
+	if budget.Bytes <= 0 {
+		budget.Bytes, budget.Source = int64(config.DefaultMemoryLimit), "default"
+	}
+	goLimit := telemetry.ApplyMemoryLimit(budget.Bytes)
+	log.Info("memory budget", slog.Int64("bytes", budget.Bytes), slog.String("source", budget.Source),
+		slog.Int64("cgroup_limit", budget.Cgroup), slog.Int64("go_memory_limit", goLimit))
+	if budget.Cgroup > 0 && budget.Bytes > budget.Cgroup {
+		log.Warn("memory_limit exceeds the container's memory limit",
+			slog.Int64("memory_limit", budget.Bytes), slog.Int64("cgroup_limit", budget.Cgroup))
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -110,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := runConfig(ctx, cfg, log, stderr); err != nil {
+	if err := runConfig(ctx, cfg, budget.Bytes, red, log, stderr); err != nil {
 		var cfgErr *config.Error
 		if errors.As(err, &cfgErr) {
 			fmt.Fprintf(stderr, "streamd: invalid config:\n%v\n", err)

@@ -10,18 +10,27 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/file"
 	"github.com/streamd/streamd/internal/config"
+	"github.com/streamd/streamd/internal/telemetry"
 	"github.com/streamd/streamd/pipeline"
 	"github.com/streamd/streamd/sink"
 	"github.com/streamd/streamd/sink/deadletter"
+	ddbsink "github.com/streamd/streamd/sink/dynamodb"
 	"github.com/streamd/streamd/sink/objstore"
 	"github.com/streamd/streamd/sink/objstore/s3store"
+	ossink "github.com/streamd/streamd/sink/opensearch"
 	"github.com/streamd/streamd/sink/parquet"
 	"github.com/streamd/streamd/transform"
 	"github.com/streamd/streamd/window"
@@ -29,15 +38,47 @@ import (
 
 // runConfig builds every pipeline of cfg and runs them until ctx is done
 // or every finite source is committed.
-func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) error {
+func runConfig(ctx context.Context, cfg *config.Config, memoryLimit int64, red *telemetry.Redactor, log *slog.Logger, stderr io.Writer) error {
 	store, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg, telemetry.WithVersion(versionString()))
+	if err != nil {
+		return err
+	}
+	var started atomic.Bool
+	var srv *telemetry.Server
+	if cfg.HTTP != nil && cfg.HTTP.Listen != "" {
+		srv = telemetry.NewServer(cfg.HTTP.Listen, reg, log, telemetry.WithRedactor(red))
+		srv.AddCheck("pipelines", func(context.Context) error {
+			if !started.Load() {
+				return errors.New("pipelines are starting")
+			}
+			return nil
+		})
+		probe := cfg.Pipelines[0].Name
+		srv.AddCheck("checkpoint_store", func(ctx context.Context) error {
+			_, err := store.Load(ctx, probe, "readyz-probe")
+			return err
+		})
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		stopDrain := context.AfterFunc(ctx, func() { srv.SetDraining(true) })
+		defer stopDrain()
+	}
+
 	stores := &storeCache{log: log, byURL: map[string]sink.ObjectStore{}}
-	budget := window.NewBudget(int64(cfg.MemoryLimit))
+	budget := window.NewBudget(memoryLimit)
 	var pipes []*pipeline.Pipeline
 	var sinks []sink.Sink
 	defer func() {
@@ -46,15 +87,25 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr
 		}
 	}()
 	for _, pc := range cfg.Pipelines {
-		p, ss, err := buildPipeline(ctx, cfg, pc, store, stores, budget, log)
+		p, ss, err := buildPipeline(ctx, cfg, pc, store, stores, budget, reg, metrics, log)
 		sinks = append(sinks, ss...)
 		if err != nil {
 			return err
 		}
+		metrics.AddPipeline(pc.Name)
+		metrics.WatchLanes(p.Name(), telemetry.LaneStatsFunc(func() []telemetry.LaneStat {
+			ls := p.LaneStats()
+			out := make([]telemetry.LaneStat, len(ls))
+			for i, l := range ls {
+				out[i] = telemetry.LaneStat{Lane: l.Lane, OldestUncommitted: l.OldestUncommitted, CommittedPosition: l.Committed}
+			}
+			return out
+		}), pc.Source.Type != "file")
 		pipes = append(pipes, p)
 	}
 
 	start := time.Now()
+	started.Store(true)
 	stopProgress := startProgress(pipes, stderr, start)
 	errs := make([]error, len(pipes))
 	var wg sync.WaitGroup
@@ -118,9 +169,10 @@ func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, er
 	return s, nil
 }
 
-func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache, budget *window.Budget, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
+func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache,
+	budget *window.Budget, reg prometheus.Registerer, obs pipeline.Observer, log *slog.Logger) (*pipeline.Pipeline, []sink.Sink, error) {
 	plog := log.With(slog.String("pipeline", pc.Name))
-	prog, op, err := compileTransforms(pc, plog)
+	prog, op, err := compileTransforms(pc, reg, plog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,25 +182,11 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 		return nil, nil, err
 	}
 
-	var sinks []sink.Sink
-	if pc.Sink.Type != "parquet" {
-		return nil, nil, fmt.Errorf("pipeline %q: sink type %q is not available in this build yet", pc.Name, pc.Sink.Type)
-	}
-	out, err := stores.open(ctx, pc.Sink.Path)
+	out, err := buildSink(ctx, pc, stores, reg, plog)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		return nil, nil, err
 	}
-	comp, err := parquet.ParseCompression(pc.Sink.Compression)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
-	}
-	pq, err := parquet.New(out, pc.Name, parquet.Options{
-		Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
-	}, plog)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
-	}
-	sinks = append(sinks, pq)
+	sinks := []sink.Sink{out}
 
 	dlPath := pc.DeadLetter.Path
 	if dlPath == "" {
@@ -163,18 +201,91 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 	sinks = append(sinks, dl)
 
 	p, err := pipeline.New(pipeline.Config{
-		Name: pc.Name, Source: src, Processor: prog, Operator: op, Sink: pq, DeadLetter: dl, Store: store,
+		Name: pc.Name, Source: src, Processor: prog, Operator: op, Sink: out, DeadLetter: dl, Store: store,
 		Window:       window.Policy{MaxRecords: pc.Window.MaxRecords, MaxBytes: int(pc.Window.MaxBytes), MaxAge: pc.Window.MaxAge.Std()},
-		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log, Budget: budget,
+		DrainTimeout: cfg.ShutdownTimeout.Std(), Logger: log, Budget: budget, Observer: obs,
 	})
 	return p, sinks, err
+}
+
+// buildSink builds the pipeline's main sink.
+func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg prometheus.Registerer, log *slog.Logger) (sink.Sink, error) {
+	switch pc.Sink.Type {
+	case "parquet":
+		store, err := stores.open(ctx, pc.Sink.Path)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		comp, err := parquet.ParseCompression(pc.Sink.Compression)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		pq, err := parquet.New(store, pc.Name, parquet.Options{
+			Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		return pq, nil
+	case "dynamodb":
+		awsCfg, err := loadAWS(ctx, pc.Sink.Region)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		ds, err := ddbsink.New(ddbsink.Config{
+			Pipeline: pc.Name, Client: dynamodb.NewFromConfig(awsCfg), Table: pc.Sink.Table, Key: pc.Sink.Key,
+			Concurrency: pc.Sink.Concurrency, RetryTimeout: pc.Sink.RetryTimeout.Std(), Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		return ds, nil
+	case "opensearch":
+		oc := ossink.Config{
+			Pipeline: pc.Name, URL: pc.Sink.URL, Index: pc.Sink.Index, ID: pc.Sink.ID, Action: pc.Sink.Action,
+			Username: pc.Sink.Username, Password: pc.Sink.Password, BulkBytes: int(pc.Sink.BulkBytes),
+			DisableGzip: pc.Sink.Gzip != nil && !*pc.Sink.Gzip, Concurrency: pc.Sink.Concurrency,
+			RetryTimeout: pc.Sink.RetryTimeout.Std(), Registerer: reg, Logger: log,
+		}
+		if v := pc.Sink.AWSSigV4; v != nil {
+			region := v.Region
+			if region == "" {
+				region = pc.Sink.Region
+			}
+			awsCfg, err := loadAWS(ctx, region)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+			}
+			oc.SigV4 = &ossink.SigV4{Service: v.Service, Region: awsCfg.Region, Credentials: awsCfg.Credentials}
+		}
+		os, err := ossink.New(oc)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+		}
+		return os, nil
+	}
+	return nil, fmt.Errorf("pipeline %q: sink type %q is not available in this build", pc.Name, pc.Sink.Type)
+}
+
+// loadAWS loads the SDK's default chain (environment, profile, ECS task
+// role, AWS_ENDPOINT_URL_*), with region when set.
+func loadAWS(ctx context.Context, region string) (aws.Config, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
+	}
+	return cfg, nil
 }
 
 // compileTransforms builds the pipeline's decode + stateless program and,
 // when a stateful step (dedup, outliers, IsUnique) is configured, the
 // operator chain that runs from the first stateful step on. It does no I/O,
 // so `streamd validate` runs it too.
-func compileTransforms(pc config.Pipeline, log *slog.Logger) (*transform.Program, pipeline.Operator, error) {
+func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.Logger) (*transform.Program, pipeline.Operator, error) {
 	spec := transform.Spec{Format: pc.Source.Format}
 	for _, c := range pc.Schema {
 		t, err := streamd.ParseType(c.Type)
@@ -192,7 +303,7 @@ func compileTransforms(pc config.Pipeline, log *slog.Logger) (*transform.Program
 	}
 	stateless, stateful := transform.SplitSteps(steps)
 	spec.Steps = stateless
-	spec.StepOptions = transform.ChainOptions{Pipeline: pc.Name, Logger: log}
+	spec.StepOptions = transform.ChainOptions{Pipeline: pc.Name, Registerer: reg, Logger: log}
 	prog, err := transform.Compile(spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)

@@ -36,7 +36,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if c.StateDir != "./var/state" || c.ShutdownTimeout.Std() != 25*time.Second || c.MemoryLimit != 512<<20 {
+	if c.StateDir != "./var/state" || c.ShutdownTimeout.Std() != 25*time.Second || c.MemoryLimit != 0 {
 		t.Errorf("top-level defaults: state_dir %q shutdown_timeout %s memory_limit %d", c.StateDir, c.ShutdownTimeout, c.MemoryLimit)
 	}
 	if c.HTTP != nil || c.Checkpoint != nil {

@@ -14,7 +14,9 @@ type Config struct {
 	HTTP *HTTPConfig `yaml:"http,omitempty"`
 	// ShutdownTimeout is the SIGTERM drain deadline (default 25s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout,omitempty"`
-	// MemoryLimit is the process-wide budget for buffered data (default 512MiB).
+	// MemoryLimit is the process-wide budget for buffered data. Unset, it is
+	// derived from GOMEMLIMIT or the container's cgroup limit, else
+	// DefaultMemoryLimit (512MiB).
 	MemoryLimit ByteSize `yaml:"memory_limit,omitempty"`
 	// Pipelines are the independent chains this process runs; at least one.
 	Pipelines []Pipeline `yaml:"pipelines"`
@@ -237,6 +239,33 @@ type Sink struct {
 	Username string `yaml:"username,omitempty"`
 	// Password is the opensearch basic-auth password; Redacted hides it.
 	Password string `yaml:"password,omitempty"`
+
+	// Region is the AWS region of the dynamodb sink and of opensearch SigV4
+	// (default: the SDK chain).
+	Region string `yaml:"region,omitempty"`
+	// Concurrency is the number of requests in flight per batch (dynamodb 4,
+	// opensearch 2).
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// RetryTimeout bounds per-batch retries of throttling, UnprocessedItems,
+	// 429 and 5xx (default 2m); past it the batch fails and is redone.
+	RetryTimeout Duration `yaml:"retry_timeout,omitempty"`
+	// Action is the opensearch bulk action: index (default, upsert) or
+	// create (write once).
+	Action string `yaml:"action,omitempty"`
+	// BulkBytes is the opensearch _bulk request size before gzip (default 5MiB).
+	BulkBytes ByteSize `yaml:"bulk_bytes,omitempty"`
+	// Gzip compresses opensearch request bodies (default true).
+	Gzip *bool `yaml:"gzip,omitempty"`
+	// AWSSigV4 signs opensearch requests with AWS SigV4 instead of basic auth.
+	AWSSigV4 *SigV4Config `yaml:"aws_sigv4,omitempty"`
+}
+
+// SigV4Config selects AWS SigV4 signing for an opensearch sink.
+type SigV4Config struct {
+	// Service is es (Amazon OpenSearch Service, default) or aoss (Serverless).
+	Service string `yaml:"service,omitempty"`
+	// Region is the signing region (default: sink.region, then the SDK chain).
+	Region string `yaml:"region,omitempty"`
 }
 
 // DeadLetter configures where rejected records go.

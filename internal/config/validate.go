@@ -59,9 +59,6 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	if c.MemoryLimit == 0 {
-		c.MemoryLimit = DefaultMemoryLimit
-	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		s := &p.Source
@@ -170,8 +167,8 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		v.fail("shutdown_timeout", ErrInvalidValue, "must be positive, got %s", c.ShutdownTimeout)
 	}
-	if c.MemoryLimit <= 0 {
-		v.fail("memory_limit", ErrInvalidValue, "must be positive, got %s", c.MemoryLimit)
+	if c.MemoryLimit < 0 {
+		v.fail("memory_limit", ErrInvalidValue, "must not be negative, got %s", c.MemoryLimit)
 	}
 	if len(c.Pipelines) == 0 {
 		v.fail("pipelines", ErrMissingKey, "at least one pipeline is required")
@@ -502,6 +499,9 @@ func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
 		foreign["table"], foreign["key"] = s.Table != "", len(s.Key) > 0
 		foreign["url"], foreign["index"], foreign["id"] = s.URL != "", s.Index != "", len(s.ID) > 0
 		foreign["username"], foreign["password"] = s.Username != "", s.Password != ""
+		foreign["region"], foreign["concurrency"], foreign["retry_timeout"] = s.Region != "", s.Concurrency != 0, s.RetryTimeout != 0
+		foreign["action"], foreign["bulk_bytes"] = s.Action != "", s.BulkBytes != 0
+		foreign["gzip"], foreign["aws_sigv4"] = s.Gzip != nil, s.AWSSigV4 != nil
 	case SinkDynamoDB:
 		if s.Table == "" {
 			v.required(sp+".table", "for a dynamodb sink")
@@ -516,21 +516,39 @@ func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
 		parquetSet()
 		foreign["url"], foreign["index"], foreign["id"] = s.URL != "", s.Index != "", len(s.ID) > 0
 		foreign["username"], foreign["password"] = s.Username != "", s.Password != ""
+		foreign["action"], foreign["bulk_bytes"] = s.Action != "", s.BulkBytes != 0
+		foreign["gzip"], foreign["aws_sigv4"] = s.Gzip != nil, s.AWSSigV4 != nil
 	case SinkOpenSearch:
 		if s.URL == "" {
 			v.required(sp+".url", "for an opensearch sink (http://host:9200)")
 		} else if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.fail(sp+".url", ErrInvalidValue, "invalid URL %q (want http(s)://host:port)", redactURL(s.URL))
 		}
-		switch {
-		case s.Index == "":
+		if s.Index == "" {
 			v.required(sp+".index", "for an opensearch sink")
-		case strings.ToLower(s.Index) != s.Index:
-			v.fail(sp+".index", ErrInvalidValue, "index %q must be lower case", s.Index)
+		} else {
+			// Literal parts must be lower case; {column} or {column:layout}
+			// parts name a column.
+			lit, refs := splitTemplate(s.Index)
+			if strings.ToLower(lit) != lit {
+				v.fail(sp+".index", ErrInvalidValue, "index %q must be lower case outside {column} parts", s.Index)
+			}
+			v.columns(sp+".index", refs, cols, "index template")
 		}
 		v.columns(sp+".id", s.ID, cols, "id")
 		if s.Password != "" && s.Username == "" {
 			v.required(sp+".username", "when a password is set")
+		}
+		if s.AWSSigV4 != nil {
+			if s.Username != "" {
+				v.fail(sp+".aws_sigv4", ErrInvalidValue, "use either aws_sigv4 or username/password, not both")
+			}
+			if s.AWSSigV4.Service != "" {
+				v.oneOf(sp+".aws_sigv4.service", s.AWSSigV4.Service, "es", "aoss")
+			}
+		}
+		if s.Action != "" {
+			v.oneOf(sp+".action", s.Action, "index", "create")
 		}
 		parquetSet()
 		foreign["table"], foreign["key"] = s.Table != "", len(s.Key) > 0
@@ -539,4 +557,26 @@ func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
 		return
 	}
 	v.notFor(sp, s.Type, foreign)
+}
+
+// splitTemplate splits an index template such as "sales-{region}-{day:2006.01}"
+// into its literal text and the column names it references.
+func splitTemplate(t string) (literal string, cols []string) {
+	var lit strings.Builder
+	for {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			lit.WriteString(t)
+			return lit.String(), cols
+		}
+		j := strings.IndexByte(t[i:], '}')
+		if j < 0 {
+			lit.WriteString(t)
+			return lit.String(), cols
+		}
+		lit.WriteString(t[:i])
+		name, _, _ := strings.Cut(t[i+1:i+j], ":")
+		cols = append(cols, name)
+		t = t[i+j+1:]
+	}
 }
