@@ -49,7 +49,7 @@ func TestDesignContractConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "data", "sales.jsonl"), []byte(in.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`state_dir: ./var/state
+	cfg := `state_dir: ./var/state
 shutdown_timeout: 25s
 memory_limit: 512MiB
 pipelines:
@@ -79,7 +79,7 @@ pipelines:
       partition_by: [region]
       compression: snappy
     dead_letter: {path: ./var/dlq/sales}
-`)
+`
 	if err := os.WriteFile(filepath.Join(dir, "streamd.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
