@@ -71,7 +71,6 @@ type row struct {
 // deterministic object names of a real sink do) and the order in which
 // intents were first written.
 type memSink struct {
-	mu      sync.Mutex
 	writer  string
 	shared  *memSinkData
 	failing func(in streamd.Intent) error
