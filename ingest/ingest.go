@@ -38,7 +38,11 @@ type Chunk struct {
 type Resumer interface {
 	// Resume returns the last committed position of lane; reading resumes
 	// with the record after it. ok is false when nothing was committed, in
-	// which case the lane starts at the source's configured start.
+	// which case the lane starts at the source's configured start. When the
+	// lane's first batch was never committed but its intent is open, and
+	// positions are integers, Resume returns the position just before the
+	// intent's first record (possibly -1), so that batch is redone whatever
+	// the configured start.
 	Resume(ctx context.Context, lane string) (pos streamd.Position, ok bool, err error)
 }
 

@@ -344,6 +344,13 @@ func (r resumer) Resume(ctx context.Context, lane string) (streamd.Position, boo
 	if err != nil {
 		return streamd.Position{}, false, fmt.Errorf("resume lane %q: %w", lane, err)
 	}
+	if !st.HasCommit && st.Intent != nil && st.Intent.From.Seq == "" {
+		// The lane's first batch never committed: resume just before it so
+		// a source whose start is "latest" still redoes it. Integer
+		// positions (file offsets, Kafka offsets) step back by one; the
+		// record there, if any, precedes the intent.
+		return streamd.Position{Offset: st.Intent.From.Offset - 1}, true, nil
+	}
 	return st.Committed, st.HasCommit, nil
 }
 

@@ -287,3 +287,25 @@ func ExamplePipeline() {
 	fmt.Printf("read %d = written %d + filtered %d + dead-lettered %d\n", st.Read, st.Written, st.Filtered, st.DeadLettered)
 	// Output: read 5 = written 3 + filtered 1 + dead-lettered 1
 }
+
+func TestRedoFirstIntentWithoutCommit(t *testing.T) {
+	ctx := context.Background()
+	store := checkpoint.NewFileStore(t.TempDir())
+	// A source started at "latest" (offset 5) crashed before its first commit.
+	open := streamd.Intent{Pipeline: "t", Lane: "a", From: streamd.Position{Offset: 5}, To: streamd.Position{Offset: 9}}
+	if err := store.PutIntent(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	p, _ := pipeline.New(pipeline.Config{Name: "t", Source: &sliceSource{lanes: map[string][]string{"a": nums(20)}, chunk: 4},
+		Processor: newNumProcessor(), Sink: sink, Store: store, Window: window.Policy{MaxRecords: 100}})
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.writes) == 0 || sink.writes[0] != open {
+		t.Fatalf("writes %+v, want the open intent %+v first", sink.writes, open)
+	}
+	if got := sink.rows[open]; len(got) != 5 || got[0] != 5 {
+		t.Fatalf("redo rows %v", got)
+	}
+}

@@ -355,7 +355,7 @@ func (s *Source) readFrom(ctx context.Context, l lane, after streamd.Position, r
 		}
 		header = bytes.Clone(h)
 	}
-	if resumed {
+	if resumed && after.Offset >= 0 { // -1: resume before the first line
 		if err := lr.skipTo(after.Offset); err != nil {
 			if errors.Is(err, io.EOF) {
 				return s.sent(send(ctx, out, ingest.Chunk{Lane: l.name, Header: header, End: true}), nil)
