@@ -22,6 +22,7 @@ import (
 	"github.com/streamd/streamd/checkpoint"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/file"
+	"github.com/streamd/streamd/ingest/kafka"
 	"github.com/streamd/streamd/internal/config"
 	"github.com/streamd/streamd/internal/telemetry"
 	"github.com/streamd/streamd/pipeline"
@@ -154,9 +155,10 @@ func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, er
 		s = st
 	} else {
 		l := objstore.NewLocal(filepath.Clean(loc))
-		// A local directory has one writer, this process: what a crashed
-		// earlier run left half-written is garbage now.
-		n, err := l.Sweep(ctx, 0)
+		// Temporary files of writes that a crash interrupted are garbage;
+		// those younger than a minute may belong to a peer process sharing
+		// the directory (a consumer group on one host) and are left alone.
+		n, err := l.Sweep(ctx, time.Minute)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", loc, err)
 		}
@@ -177,7 +179,7 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 		return nil, nil, err
 	}
 
-	src, err := buildSource(pc, stores, plog)
+	src, err := buildSource(cfg, pc, stores, reg, plog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -341,8 +343,30 @@ func stepOf(tr config.Transform) transform.Step {
 	return st
 }
 
-func buildSource(pc config.Pipeline, stores *storeCache, log *slog.Logger) (ingest.Source, error) {
+func buildSource(cfg *config.Config, pc config.Pipeline, stores *storeCache, reg prometheus.Registerer, log *slog.Logger) (ingest.Source, error) {
 	switch pc.Source.Type {
+	case "kafka":
+		s := pc.Source
+		kc := kafka.Config{
+			Brokers: s.Brokers, Topics: s.Topics, TopicRegex: s.TopicRegex, Group: s.Group, Start: s.Start,
+			ClientID: s.ClientID, ReadUncommitted: s.ReadUncommitted,
+			SessionTimeout: s.SessionTimeout.Std(), RebalanceTimeout: s.RebalanceTimeout.Std(),
+			CommitInterval: s.CommitInterval.Std(), MaxBufferedBytes: int(s.MaxBufferedBytes),
+			ShutdownTimeout: cfg.ShutdownTimeout.Std(),
+			Pipeline:        pc.Name, Registerer: reg, Logger: log,
+		}
+		if t := s.TLS; t != nil {
+			kc.TLS = &kafka.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+				ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+		}
+		if a := s.SASL; a != nil {
+			kc.SASL = &kafka.SASLConfig{Mechanism: a.Mechanism, Username: a.Username, Password: a.Password}
+		}
+		src, err := kafka.New(kc)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+		}
+		return src, nil
 	case "file":
 		return file.New(file.Config{
 			Paths: pc.Source.Paths, Format: pc.Source.Format, MaxRecordSize: int(pc.Source.MaxRecordSize), Logger: log,

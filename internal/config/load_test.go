@@ -327,7 +327,7 @@ func TestParseErrors(t *testing.T) {
 `,
 			want: []string{
 				`c.yaml:3: pipelines[0].source.brokers: required for a kafka source`,
-				`c.yaml:3: pipelines[0].source.topics: required for a kafka source`,
+				`c.yaml:3: pipelines[0].source.topics: required (or topic_regex) for a kafka source`,
 				`c.yaml:3: pipelines[0].source.group: required for a kafka source`,
 				`c.yaml:5: pipelines[0].source.start: invalid value "trim_horizon" (want earliest, latest)`,
 			},

@@ -86,11 +86,49 @@ type Source struct {
 	// dynamodb_streams (default trim_horizon). Not used by file sources.
 	Start string `yaml:"start,omitempty"`
 
+	// TopicRegex selects kafka topics by regular expression instead of Topics.
+	TopicRegex string `yaml:"topic_regex,omitempty"`
+	// ClientID is the kafka client id (default streamd).
+	ClientID string `yaml:"client_id,omitempty"`
+	// TLS configures TLS to the kafka brokers (MSK: tls: {} uses the system roots).
+	TLS *KafkaTLS `yaml:"tls,omitempty"`
+	// SASL configures kafka authentication: PLAIN, SCRAM-SHA-256,
+	// SCRAM-SHA-512 or AWS_MSK_IAM.
+	SASL *KafkaSASL `yaml:"sasl,omitempty"`
+	// SessionTimeout is the kafka group session timeout.
+	SessionTimeout Duration `yaml:"session_timeout,omitempty"`
+	// RebalanceTimeout is the kafka group rebalance timeout.
+	RebalanceTimeout Duration `yaml:"rebalance_timeout,omitempty"`
+	// CommitInterval coalesces kafka group offset commits.
+	CommitInterval Duration `yaml:"commit_interval,omitempty"`
+	// MaxBufferedBytes bounds what the kafka client buffers before fetching pauses.
+	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes,omitempty"`
+	// ReadUncommitted reads records of open kafka transactions too.
+	ReadUncommitted bool `yaml:"read_uncommitted,omitempty"`
+
 	// Stream is the kinesis stream name.
 	Stream string `yaml:"stream,omitempty"`
 
 	// Table is the DynamoDB table whose stream dynamodb_streams reads.
 	Table string `yaml:"table,omitempty"`
+}
+
+// KafkaTLS configures TLS for a kafka source.
+type KafkaTLS struct {
+	CAFile             string `yaml:"ca_file,omitempty"`
+	CertFile           string `yaml:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file,omitempty"`
+	ServerName         string `yaml:"server_name,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
+}
+
+// KafkaSASL configures SASL for a kafka source.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username,omitempty"`
+	// Password is hidden by Redacted.
+	Password string `yaml:"password,omitempty"`
 }
 
 // Column is one output column: a name, a type and optionally an expression

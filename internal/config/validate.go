@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,8 +249,21 @@ func sortedKeys(m map[string]bool) []string {
 	return keys
 }
 
+// sourceKeys lists, for every source key that only some source types take,
+// the types that take it.
+var sourceKeys = map[string][]string{
+	"paths": {SourceFile},
+	"brokers": {SourceKafka}, "topics": {SourceKafka}, "topic_regex": {SourceKafka}, "group": {SourceKafka},
+	"client_id": {SourceKafka}, "tls": {SourceKafka}, "sasl": {SourceKafka}, "session_timeout": {SourceKafka},
+	"rebalance_timeout": {SourceKafka}, "commit_interval": {SourceKafka}, "max_buffered_bytes": {SourceKafka},
+	"read_uncommitted": {SourceKafka},
+	"start":            {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
+	"stream":           {SourceKinesis},
+	"table":            {SourceDynamoDBStreams},
+	"format":           {SourceFile, SourceKafka, SourceKinesis},
+}
+
 func (v *validator) source(sp string, s *Source) {
-	foreign := map[string]bool{}
 	switch s.Type {
 	case "":
 		v.required(sp+".type", "(file, kafka, kinesis or dynamodb_streams)")
@@ -265,8 +280,6 @@ func (v *validator) source(sp string, s *Source) {
 				}
 			}
 		}
-		foreign["brokers"], foreign["topics"], foreign["group"] = len(s.Brokers) > 0, len(s.Topics) > 0, s.Group != ""
-		foreign["start"], foreign["stream"], foreign["table"] = s.Start != "", s.Stream != "", s.Table != ""
 	case SourceKafka:
 		if len(s.Brokers) == 0 {
 			v.required(sp+".brokers", "for a kafka source (host:port list)")
@@ -276,8 +289,15 @@ func (v *validator) source(sp string, s *Source) {
 				v.fail(sp+".brokers["+strconv.Itoa(i)+"]", ErrInvalidValue, "invalid broker %q (want host:port)", b)
 			}
 		}
-		if len(s.Topics) == 0 {
-			v.required(sp+".topics", "for a kafka source")
+		switch {
+		case len(s.Topics) == 0 && s.TopicRegex == "":
+			v.required(sp+".topics", "(or topic_regex) for a kafka source")
+		case len(s.Topics) > 0 && s.TopicRegex != "":
+			v.fail(sp+".topic_regex", ErrInvalidValue, "use either topics or topic_regex, not both")
+		case s.TopicRegex != "":
+			if _, err := regexp.Compile(s.TopicRegex); err != nil {
+				v.fail(sp+".topic_regex", ErrInvalidValue, "invalid regular expression: %v", err)
+			}
 		}
 		for i, t := range s.Topics {
 			if t == "" {
@@ -288,24 +308,31 @@ func (v *validator) source(sp string, s *Source) {
 			v.required(sp+".group", "for a kafka source (the consumer group)")
 		}
 		v.oneOf(sp+".start", s.Start, "earliest", "latest")
-		foreign["paths"], foreign["stream"], foreign["table"] = len(s.Paths) > 0, s.Stream != "", s.Table != ""
+		if a := s.SASL; a != nil {
+			v.oneOf(sp+".sasl.mechanism", a.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
+			if a.Mechanism != "AWS_MSK_IAM" && a.Username == "" {
+				v.required(sp+".sasl.username", "for SASL "+a.Mechanism)
+			}
+		}
 	case SourceKinesis:
 		if s.Stream == "" {
 			v.required(sp+".stream", "for a kinesis source")
 		}
 		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
-		foreign["paths"], foreign["brokers"], foreign["topics"] = len(s.Paths) > 0, len(s.Brokers) > 0, len(s.Topics) > 0
-		foreign["group"], foreign["table"] = s.Group != "", s.Table != ""
 	case SourceDynamoDBStreams:
 		if s.Table == "" {
 			v.required(sp+".table", "for a dynamodb_streams source")
 		}
 		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
-		foreign["paths"], foreign["brokers"], foreign["topics"] = len(s.Paths) > 0, len(s.Brokers) > 0, len(s.Topics) > 0
-		foreign["group"], foreign["stream"], foreign["format"] = s.Group != "", s.Stream != "", s.Format != ""
 	default:
 		v.oneOf(sp+".type", s.Type, SourceFile, SourceKafka, SourceKinesis, SourceDynamoDBStreams)
 		return
+	}
+	foreign := map[string]bool{}
+	for key, set := range setYAMLKeys(s) {
+		if types, ok := sourceKeys[key]; ok && set && !slices.Contains(types, s.Type) {
+			foreign[key] = true
+		}
 	}
 	v.notFor(sp, s.Type, foreign)
 	if s.Format != "" {
@@ -314,6 +341,23 @@ func (v *validator) source(sp string, s *Source) {
 	if s.MaxRecordSize <= 0 {
 		v.fail(sp+".max_record_size", ErrInvalidValue, "must be positive, got %s", s.MaxRecordSize)
 	}
+}
+
+// setYAMLKeys reports, per yaml key of the struct v points to, whether the
+// field holds a non-zero value.
+func setYAMLKeys(v any) map[string]bool {
+	rv := reflect.ValueOf(v).Elem()
+	out := map[string]bool{}
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if key := yamlKey(f); key != "" && key != "-" {
+			out[key] = !rv.Field(i).IsZero()
+		}
+	}
+	return out
 }
 
 // location checks a local path or s3://bucket/prefix; it reports whether
