@@ -23,6 +23,7 @@ import (
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/file"
 	"github.com/streamd/streamd/ingest/kafka"
+	"github.com/streamd/streamd/ingest/sidecar"
 	"github.com/streamd/streamd/internal/config"
 	"github.com/streamd/streamd/internal/telemetry"
 	"github.com/streamd/streamd/pipeline"
@@ -373,6 +374,14 @@ func buildSource(cfg *config.Config, pc config.Pipeline, stores *storeCache, reg
 			OpenBucket: func(ctx context.Context, bucket string) (file.ObjectReader, error) {
 				return stores.open(ctx, "s3://"+bucket)
 			},
+			Follow: pc.Source.Follow, StateDir: filepath.Join(cfg.StateDir, pc.Name, "follow"), PollInterval: pc.Source.PollInterval.Std(),
+		})
+	case "http":
+		return sidecar.New(sidecar.Config{
+			Listen: pc.Source.Listen, Dir: filepath.Join(cfg.StateDir, pc.Name, "wal"), AuthToken: pc.Source.AuthToken,
+			MaxRecordBytes: int(pc.Source.MaxRecordSize), MaxBodyBytes: int64(pc.Source.MaxBodyBytes),
+			WALMaxBytes: int64(pc.Source.WALMaxBytes), SegmentBytes: int64(pc.Source.WALSegmentBytes),
+			ShutdownTimeout: cfg.ShutdownTimeout.Std() / 2, Pipeline: pc.Name, Registerer: reg, Logger: log,
 		})
 	}
 	return nil, fmt.Errorf("pipeline %q: source type %q is not available in this build yet", pc.Name, pc.Source.Type)

@@ -289,7 +289,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:     "unknown source type",
 			src:      strings.Replace(minimal, "type: file", "type: ftp", 1),
-			want:     []string{`c.yaml:4: pipelines[0].source.type: invalid value "ftp" (want file, kafka, kinesis, dynamodb_streams)`},
+			want:     []string{`c.yaml:4: pipelines[0].source.type: invalid value "ftp" (want file, kafka, kinesis, dynamodb_streams, http)`},
 			sentinel: ErrInvalidValue,
 		},
 		{

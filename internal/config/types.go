@@ -111,6 +111,28 @@ type Source struct {
 
 	// Table is the DynamoDB table whose stream dynamodb_streams reads.
 	Table string `yaml:"table,omitempty"`
+
+	// Listen is the http source's host:port, 127.0.0.1:PORT in a sidecar.
+	Listen string `yaml:"listen,omitempty"`
+	// AuthToken, when set, is required by the http source on every
+	// request: "Authorization: Bearer TOKEN", or a SigV4 header whose
+	// access key id is the token (redacted when printed).
+	AuthToken string `yaml:"auth_token,omitempty"`
+	// WALMaxBytes is the http source's write-ahead log disk budget
+	// (default 1GiB); past it requests get 503 with Retry-After.
+	WALMaxBytes ByteSize `yaml:"wal_max_bytes,omitempty"`
+	// WALSegmentBytes is the http source's log segment size (default
+	// 64MiB); disk is freed a segment at a time.
+	WALSegmentBytes ByteSize `yaml:"wal_segment_bytes,omitempty"`
+	// MaxBodyBytes bounds one http request body, compressed and
+	// decompressed (default 8MiB).
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes,omitempty"`
+
+	// Follow makes a file source tail its paths (each one literal local
+	// JSON-lines file) through rotation, never ending.
+	Follow bool `yaml:"follow,omitempty"`
+	// PollInterval is how often a followed file is checked (default 250ms).
+	PollInterval Duration `yaml:"poll_interval,omitempty"`
 }
 
 // KafkaTLS configures TLS for a kafka source.

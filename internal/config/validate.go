@@ -38,6 +38,7 @@ const (
 	SourceKafka           = "kafka"
 	SourceKinesis         = "kinesis"
 	SourceDynamoDBStreams = "dynamodb_streams"
+	SourceHTTP            = "http"
 
 	SinkParquet    = "parquet"
 	SinkDynamoDB   = "dynamodb"
@@ -69,6 +70,9 @@ func (c *Config) SetDefaults() {
 		}
 		if s.MaxRecordSize == 0 {
 			s.MaxRecordSize = DefaultMaxRecordSize
+			if s.Type == SourceHTTP {
+				s.MaxRecordSize = 1000 << 10 // Firehose's record limit
+			}
 		}
 		if s.Start == "" {
 			switch s.Type {
@@ -252,7 +256,7 @@ func sortedKeys(m map[string]bool) []string {
 // sourceKeys lists, for every source key that only some source types take,
 // the types that take it.
 var sourceKeys = map[string][]string{
-	"paths": {SourceFile},
+	"paths":   {SourceFile},
 	"brokers": {SourceKafka}, "topics": {SourceKafka}, "topic_regex": {SourceKafka}, "group": {SourceKafka},
 	"client_id": {SourceKafka}, "tls": {SourceKafka}, "sasl": {SourceKafka}, "session_timeout": {SourceKafka},
 	"rebalance_timeout": {SourceKafka}, "commit_interval": {SourceKafka}, "max_buffered_bytes": {SourceKafka},
@@ -260,7 +264,10 @@ var sourceKeys = map[string][]string{
 	"start":            {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
 	"stream":           {SourceKinesis},
 	"table":            {SourceDynamoDBStreams},
-	"format":           {SourceFile, SourceKafka, SourceKinesis},
+	"format":           {SourceFile, SourceKafka, SourceKinesis, SourceHTTP},
+	"listen":           {SourceHTTP}, "auth_token": {SourceHTTP}, "wal_max_bytes": {SourceHTTP},
+	"wal_segment_bytes": {SourceHTTP}, "max_body_bytes": {SourceHTTP},
+	"follow": {SourceFile}, "poll_interval": {SourceFile},
 }
 
 func (v *validator) source(sp string, s *Source) {
@@ -279,6 +286,28 @@ func (v *validator) source(sp string, s *Source) {
 					v.fail(gp, ErrInvalidValue, "invalid glob %q: %v", g, err)
 				}
 			}
+		}
+		if s.Follow {
+			for i, g := range s.Paths {
+				if strings.HasPrefix(g, "s3://") || strings.HasSuffix(g, ".gz") || strings.ContainsAny(g, `*?[\`) {
+					v.fail(sp+".paths["+strconv.Itoa(i)+"]", ErrInvalidValue, "follow takes one literal local file per path (no glob, s3:// or .gz), got %q", g)
+				}
+			}
+			if s.Format == "csv" {
+				v.fail(sp+".format", ErrInvalidValue, "follow reads jsonl only")
+			}
+		} else if s.PollInterval != 0 {
+			v.fail(sp+".poll_interval", ErrInvalidValue, "applies to follow: true only")
+		}
+	case SourceHTTP:
+		if _, port, err := net.SplitHostPort(s.Listen); err != nil || !validPort(port) {
+			v.fail(sp+".listen", ErrInvalidValue, "invalid address %q (want host:port such as 127.0.0.1:4319)", s.Listen)
+		}
+		if s.Format != "" && s.Format != "jsonl" {
+			v.fail(sp+".format", ErrInvalidValue, "an http source takes JSON records (jsonl), not %q", s.Format)
+		}
+		if s.WALMaxBytes < 0 || s.WALSegmentBytes < 0 || s.MaxBodyBytes < 0 {
+			v.fail(sp, ErrInvalidValue, "wal_max_bytes, wal_segment_bytes and max_body_bytes must not be negative")
 		}
 	case SourceKafka:
 		if len(s.Brokers) == 0 {
@@ -325,7 +354,7 @@ func (v *validator) source(sp string, s *Source) {
 		}
 		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
 	default:
-		v.oneOf(sp+".type", s.Type, SourceFile, SourceKafka, SourceKinesis, SourceDynamoDBStreams)
+		v.oneOf(sp+".type", s.Type, SourceFile, SourceKafka, SourceKinesis, SourceDynamoDBStreams, SourceHTTP)
 		return
 	}
 	foreign := map[string]bool{}
