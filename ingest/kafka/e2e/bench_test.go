@@ -49,7 +49,14 @@ func BenchmarkKafkaToParquet1M(b *testing.B) {
 		}
 		group := "bench-" + time.Now().Format("150405.000000")
 		cfg := writeConfig(b, dir, "streamd.yaml", k.Addrs, topic, group, window, "")
-		cmd := exec.Command(streamdBin, "run", "--config", cfg)
+		args := []string{"run", "--config", cfg}
+		if p := os.Getenv("STREAMD_BENCH_MEMPROFILE"); p != "" {
+			args = append(args, "--memprofile", p)
+		}
+		if p := os.Getenv("STREAMD_BENCH_CPUPROFILE"); p != "" {
+			args = append(args, "--cpuprofile", p)
+		}
+		cmd := exec.Command(streamdBin, args...)
 		cmd.Stderr = os.Stderr
 		b.StartTimer()
 		start := time.Now()
