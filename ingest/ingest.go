@@ -42,7 +42,9 @@ type Resumer interface {
 	// lane's first batch was never committed but its intent is open, and
 	// positions are integers, Resume returns the position just before the
 	// intent's first record (possibly -1), so that batch is redone whatever
-	// the configured start.
+	// the configured start; for sequence-number positions it returns the
+	// intent's first position with Sub one less (-1 for a plain record),
+	// meaning "resume at this sequence number, after sub-record Sub".
 	Resume(ctx context.Context, lane string) (pos streamd.Position, ok bool, err error)
 }
 

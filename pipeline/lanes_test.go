@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -203,4 +204,36 @@ func store2(t *testing.T, _ checkpoint.Store, data []string, open streamd.Intent
 		t.Fatal(err)
 	}
 	return s
+}
+
+// fencedStore fences every write of one lane, as a DynamoDB store does once
+// another process took the lane's lease.
+type fencedStore struct {
+	checkpoint.Store
+	lane string
+}
+
+func (f fencedStore) PutIntent(ctx context.Context, in streamd.Intent) error {
+	if in.Lane == f.lane {
+		return fmt.Errorf("put intent: %w", checkpoint.ErrFenced)
+	}
+	return f.Store.PutIntent(ctx, in)
+}
+
+func TestFencedLaneIsAbandonedNotFatal(t *testing.T) {
+	store := fencedStore{Store: checkpoint.NewFileStore(t.TempDir()), lane: "lost"}
+	sink := &memSink{}
+	p, _ := pipeline.New(pipeline.Config{Name: "t", Source: &sliceSource{lanes: map[string][]string{"lost": nums(50), "kept": nums(50)}, chunk: 10},
+		Processor: newNumProcessor(), Sink: sink, Store: store, Window: window.Policy{MaxRecords: 20}, RetryBackoff: time.Millisecond})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("a fenced lane stopped the pipeline: %v", err)
+	}
+	for _, in := range sink.writes {
+		if in.Lane == "lost" {
+			t.Fatalf("fenced lane was written: %+v", in)
+		}
+	}
+	if p.Stats().Written != 50 {
+		t.Fatalf("stats %+v: want the other lane's 50 records", p.Stats())
+	}
 }

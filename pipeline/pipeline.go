@@ -344,12 +344,18 @@ func (r resumer) Resume(ctx context.Context, lane string) (streamd.Position, boo
 	if err != nil {
 		return streamd.Position{}, false, fmt.Errorf("resume lane %q: %w", lane, err)
 	}
-	if !st.HasCommit && st.Intent != nil && st.Intent.From.Seq == "" {
+	if !st.HasCommit && st.Intent != nil {
 		// The lane's first batch never committed: resume just before it so
 		// a source whose start is "latest" still redoes it. Integer
 		// positions (file offsets, Kafka offsets) step back by one; the
-		// record there, if any, precedes the intent.
-		return streamd.Position{Offset: st.Intent.From.Offset - 1}, true, nil
+		// record there, if any, precedes the intent. Sequence positions
+		// can't step back: Sub -1 on the intent's first sequence number
+		// means "from that record on".
+		from := st.Intent.From
+		if from.Seq == "" {
+			return streamd.Position{Offset: from.Offset - 1}, true, nil
+		}
+		return streamd.Position{Seq: from.Seq, Offset: from.Offset, Sub: from.Sub - 1}, true, nil
 	}
 	return st.Committed, st.HasCommit, nil
 }
@@ -464,7 +470,13 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 		failed := false
 		for f := range flushes {
 			if !failed {
-				if err := p.flush(ctx, name, f.b, f.reason, f.state); err != nil {
+				if err := p.flush(ctx, name, f.b, f.reason, f.state); errors.Is(err, checkpoint.ErrFenced) {
+					// Another process owns the lane now (its lease expired
+					// here): drop what this one holds; the owner redoes it.
+					failed = true
+					p.log.Warn("lane taken over by another process; abandoning its uncommitted batches",
+						slog.String("lane", name), slog.String("error", err.Error()))
+				} else if err != nil {
 					failed = true
 					fail(err)
 				} else {

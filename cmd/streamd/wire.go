@@ -15,14 +15,18 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint"
+	ddbstore "github.com/streamd/streamd/checkpoint/dynamodb"
+	"github.com/streamd/streamd/checkpoint/lease"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/file"
 	"github.com/streamd/streamd/ingest/kafka"
+	"github.com/streamd/streamd/ingest/kinesis"
 	"github.com/streamd/streamd/ingest/sidecar"
 	"github.com/streamd/streamd/internal/config"
 	"github.com/streamd/streamd/internal/telemetry"
@@ -41,7 +45,7 @@ import (
 // runConfig builds every pipeline of cfg and runs them until ctx is done
 // or every finite source is committed.
 func runConfig(ctx context.Context, cfg *config.Config, memoryLimit int64, red *telemetry.Redactor, log *slog.Logger, stderr io.Writer) error {
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -126,9 +130,17 @@ func runConfig(ctx context.Context, cfg *config.Config, memoryLimit int64, red *
 	return errors.Join(errs...)
 }
 
-func openStore(cfg *config.Config) (checkpoint.Store, error) {
-	if cfg.Checkpoint != nil && cfg.Checkpoint.Store != "" && cfg.Checkpoint.Store != "file" {
-		return nil, fmt.Errorf("open checkpoint store %q: not available in this build yet (use state_dir)", cfg.Checkpoint.Store)
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (checkpoint.Store, error) {
+	if cfg.Checkpoint != nil && cfg.Checkpoint.Store == "dynamodb" {
+		awsCfg, err := loadAWS(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("open checkpoint store dynamodb: %w", err)
+		}
+		st := ddbstore.New(awsddb.NewFromConfig(awsCfg), ddbstore.Config{Table: cfg.Checkpoint.Table, Logger: log})
+		if err := st.EnsureTable(ctx); err != nil {
+			return nil, fmt.Errorf("open checkpoint store dynamodb: %w", err)
+		}
+		return st, nil
 	}
 	return checkpoint.NewFileStore(cfg.StateDir), nil
 }
@@ -180,7 +192,7 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 		return nil, nil, err
 	}
 
-	src, err := buildSource(cfg, pc, stores, reg, plog)
+	src, err := buildSource(ctx, cfg, pc, store, stores, reg, plog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,7 +248,7 @@ func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg 
 			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
 		}
 		ds, err := ddbsink.New(ddbsink.Config{
-			Pipeline: pc.Name, Client: dynamodb.NewFromConfig(awsCfg), Table: pc.Sink.Table, Key: pc.Sink.Key,
+			Pipeline: pc.Name, Client: awsddb.NewFromConfig(awsCfg), Table: pc.Sink.Table, Key: pc.Sink.Key,
 			Concurrency: pc.Sink.Concurrency, RetryTimeout: pc.Sink.RetryTimeout.Std(), Registerer: reg, Logger: log,
 		})
 		if err != nil {
@@ -344,8 +356,32 @@ func stepOf(tr config.Transform) transform.Step {
 	return st
 }
 
-func buildSource(cfg *config.Config, pc config.Pipeline, stores *storeCache, reg prometheus.Registerer, log *slog.Logger) (ingest.Source, error) {
+func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache,
+	reg prometheus.Registerer, log *slog.Logger) (ingest.Source, error) {
 	switch pc.Source.Type {
+	case "kinesis":
+		awsCfg, err := loadAWS(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: kinesis source: %w", pc.Name, err)
+		}
+		// One process with the embedded store owns every shard; with the
+		// DynamoDB store, shards are leased in its table and commits are
+		// fenced by the lease.
+		var leases lease.Manager = lease.NewLocal()
+		if ds, ok := store.(*ddbstore.Store); ok {
+			m, err := lease.NewTable(lease.Config{Client: awsddb.NewFromConfig(awsCfg), Table: cfg.Checkpoint.Table, Pipeline: pc.Name, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("pipeline %q: kinesis source: %w", pc.Name, err)
+			}
+			ds.SetFence(pc.Name, m)
+			leases = m
+		}
+		src, err := kinesis.New(awskinesis.NewFromConfig(awsCfg), kinesis.Config{
+			Stream: pc.Source.Stream, Start: pc.Source.Start, Leases: leases, Registerer: reg, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+		}
+		return src, nil
 	case "kafka":
 		s := pc.Source
 		kc := kafka.Config{
