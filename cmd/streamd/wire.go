@@ -376,8 +376,14 @@ func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, st
 			ds.SetFence(pc.Name, m)
 			leases = m
 		}
+		var at time.Time
+		if pc.Source.Timestamp != "" {
+			if at, err = time.Parse(time.RFC3339, pc.Source.Timestamp); err != nil {
+				return nil, fmt.Errorf("pipeline %q: kinesis source: timestamp: %w", pc.Name, err)
+			}
+		}
 		src, err := kinesis.New(awskinesis.NewFromConfig(awsCfg), kinesis.Config{
-			Stream: pc.Source.Stream, Start: pc.Source.Start, Leases: leases, Registerer: reg, Logger: log})
+			Stream: pc.Source.Stream, Start: pc.Source.Start, Timestamp: at, Leases: leases, Registerer: reg, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
 		}

@@ -108,6 +108,9 @@ type Source struct {
 
 	// Stream is the kinesis stream name.
 	Stream string `yaml:"stream,omitempty"`
+	// Timestamp is where a kinesis shard without a checkpoint starts when
+	// start is at_timestamp (RFC 3339).
+	Timestamp string `yaml:"timestamp,omitempty"`
 
 	// Table is the DynamoDB table whose stream dynamodb_streams reads.
 	Table string `yaml:"table,omitempty"`

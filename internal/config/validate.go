@@ -262,10 +262,10 @@ var sourceKeys = map[string][]string{
 	"rebalance_timeout": {SourceKafka}, "commit_interval": {SourceKafka}, "max_buffered_bytes": {SourceKafka},
 	"read_uncommitted": {SourceKafka},
 	"start":            {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
-	"stream":           {SourceKinesis},
-	"table":            {SourceDynamoDBStreams},
-	"format":           {SourceFile, SourceKafka, SourceKinesis, SourceHTTP},
-	"listen":           {SourceHTTP}, "auth_token": {SourceHTTP}, "wal_max_bytes": {SourceHTTP},
+	"stream":           {SourceKinesis}, "timestamp": {SourceKinesis},
+	"table":  {SourceDynamoDBStreams},
+	"format": {SourceFile, SourceKafka, SourceKinesis, SourceHTTP},
+	"listen": {SourceHTTP}, "auth_token": {SourceHTTP}, "wal_max_bytes": {SourceHTTP},
 	"wal_segment_bytes": {SourceHTTP}, "max_body_bytes": {SourceHTTP},
 	"follow": {SourceFile}, "poll_interval": {SourceFile},
 }
@@ -347,7 +347,12 @@ func (v *validator) source(sp string, s *Source) {
 		if s.Stream == "" {
 			v.required(sp+".stream", "for a kinesis source")
 		}
-		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
+		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest", "at_timestamp")
+		if s.Start == "at_timestamp" {
+			if _, err := time.Parse(time.RFC3339, s.Timestamp); err != nil {
+				v.fail(sp+".timestamp", ErrInvalidValue, "start at_timestamp needs an RFC 3339 timestamp, got %q", s.Timestamp)
+			}
+		}
 	case SourceDynamoDBStreams:
 		if s.Table == "" {
 			v.required(sp+".table", "for a dynamodb_streams source")
