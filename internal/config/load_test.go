@@ -342,7 +342,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:     "kinesis without stream",
 			src:      "pipelines:\n  - name: k\n    source: {type: kinesis, start: earliest}\n    sink: {type: parquet, path: ./o}\n",
-			want:     []string{`c.yaml:3: pipelines[0].source.stream: required for a kinesis source`, `c.yaml:3: pipelines[0].source.start: invalid value "earliest" (want trim_horizon, latest)`},
+			want:     []string{`c.yaml:3: pipelines[0].source.stream: required for a kinesis source`, `c.yaml:3: pipelines[0].source.start: invalid value "earliest" (want trim_horizon, latest, at_timestamp)`},
 			sentinel: ErrMissingKey,
 		},
 		{
