@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamd/streamd/internal/procstat"
 	"github.com/streamd/streamd/internal/salesgen"
 	"github.com/streamd/streamd/internal/testenv"
 )
@@ -63,6 +64,7 @@ func BenchmarkKafkaToParquet1M(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
+		stopWatch := procstat.Watch(cmd.Process.Pid, 20*time.Millisecond)
 		deadline := time.Now().Add(5 * time.Minute)
 		for committed(b, k, group, topic) < n {
 			if time.Now().After(deadline) {
@@ -77,11 +79,9 @@ func BenchmarkKafkaToParquet1M(b *testing.B) {
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("streamd: %v", err)
 		}
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peak {
-			peak = ru.Maxrss // KiB on Linux
-		}
+		peak = max(peak, stopWatch())
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "records/s")
-	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 }
