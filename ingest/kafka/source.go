@@ -552,6 +552,9 @@ func (r *runner) poll(ctx context.Context) error {
 
 // send hands one partition's fetched records to the pipeline in chunks; it
 // returns false if ctx ended first.
+// recordPool recycles the record slices of chunks once they are decoded.
+var recordPool = sync.Pool{New: func() any { s := make([]streamd.Record, 0, DefaultChunkRecords); return &s }}
+
 func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 	lane := LaneName(p.Topic, p.Partition)
 	hwm := p.HighWatermark
@@ -579,26 +582,20 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 	recs := p.Records
 	for len(recs) > 0 {
 		n := min(len(recs), r.cfg.ChunkRecords)
-		// Values are copied into one arena per chunk: aliasing them would
-		// pin whole fetch responses (all partitions' data) for as long as
-		// any lane's open batch holds one record of them.
-		size := 0
+		// Records alias the fetched values: the pipeline decodes (copies)
+		// them and then calls Release, so a fetch response is pinned only
+		// while its records wait to be decoded, never by an open batch.
+		chunk := (*recordPool.Get().(*[]streamd.Record))[:0]
 		for _, kr := range recs[:n] {
-			size += len(kr.Value)
+			chunk = append(chunk, streamd.Record{Data: kr.Value, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)})
 		}
-		arena := make([]byte, 0, size)
-		chunk := make([]streamd.Record, n)
-		for i, kr := range recs[:n] {
-			var data []byte
-			if kr.Value != nil {
-				at := len(arena)
-				arena = append(arena, kr.Value...)
-				data = arena[at:len(arena):len(arena)]
-			}
-			chunk[i] = streamd.Record{Data: data, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)}
+		release := func() {
+			clear(chunk) // drop the references to fetched data
+			chunk = chunk[:0]
+			recordPool.Put(&chunk)
 		}
 		select {
-		case r.out <- ingest.Chunk{Lane: lane, Records: chunk}:
+		case r.out <- ingest.Chunk{Lane: lane, Records: chunk, Release: release}:
 		case <-ctx.Done():
 			return false
 		}
