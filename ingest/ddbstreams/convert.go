@@ -38,7 +38,7 @@ func IsReserved(name string) bool { return reserved[name] }
 
 // ErrBadNumber is wrapped by AppendAttributeValue for an N value that is
 // not a number.
-var ErrBadNumber = errors.New("N value is not a number")
+var ErrBadNumber = errors.New("number attribute (N) is not a number")
 
 // AppendAttributeValue appends av as JSON to dst: N (and NS members) as a
 // number literal with the exact digits DynamoDB sent (never through a

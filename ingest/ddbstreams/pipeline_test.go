@@ -66,7 +66,6 @@ type writer struct {
 	done  atomic.Int64
 	mu    sync.Mutex
 	log   map[string][]string
-	final map[string]string // pk -> "ver/quantity" of the live items
 }
 
 func (w *writer) note(pk, change string) {
