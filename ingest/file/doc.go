@@ -10,4 +10,10 @@
 // dead-letter record naming the error and the offset, and is logged. CSV
 // files must start with a header line, which every chunk of the lane
 // carries; quoted CSV fields must not contain line breaks.
+//
+// With Config.Follow the source tails literal local JSON-lines files as
+// they grow, through rotation by rename-and-create and by copytruncate:
+// positions carry a per-file generation (Position.Seq) plus the byte
+// offset, and a small state file maps generations to file identities. The
+// design and its limits are described at the top of follow.go.
 package file
