@@ -1,9 +1,12 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/url"
@@ -39,7 +42,86 @@ const (
 // ErrBadURL is returned by Open for a URL that is not s3://bucket[/prefix].
 var ErrBadURL = errors.New("bad s3 url")
 
+// ErrObjectDiffers is returned by Put in If-None-Match mode when the object
+// already exists with other content than what was to be written. Output is a
+// pure function of the intent, so this means a bug or a changed
+// configuration; the existing object is never overwritten.
+var ErrObjectDiffers = errors.New("existing object differs")
+
+// ErrBadSSE is returned for an invalid server-side encryption setting.
+var ErrBadSSE = errors.New("invalid server-side encryption")
+
+// SSEType is a server-side encryption mode.
+type SSEType string
+
+// The server-side encryption modes.
+const (
+	SSENone SSEType = ""        // no header: the bucket's default applies
+	SSES3   SSEType = "AES256"  // SSE-S3, keys managed by S3
+	SSEKMS  SSEType = "aws:kms" // SSE-KMS, keys in AWS KMS
+)
+
+// ParseSSEType parses a config name: "" or "none", "s3" (or "AES256"),
+// "kms" (or "aws:kms").
+func ParseSSEType(s string) (SSEType, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none":
+		return SSENone, nil
+	case "s3", "aes256", "sse-s3":
+		return SSES3, nil
+	case "kms", "aws:kms", "sse-kms":
+		return SSEKMS, nil
+	}
+	return "", fmt.Errorf("parse sse type %q (want none, s3 or kms): %w", s, ErrBadSSE)
+}
+
+// SSE is the server-side encryption requested for every object.
+type SSE struct {
+	// Type is the mode; SSENone sends no encryption header.
+	Type SSEType
+	// KMSKeyID is the KMS key (ID, ARN or alias ARN) for SSEKMS; empty
+	// means the account's AWS managed key aws/s3. Only valid with SSEKMS.
+	KMSKeyID string
+	// BucketKey enables an S3 Bucket Key for SSEKMS, which cuts KMS
+	// requests (and their cost and throttling) by reusing a bucket-level
+	// data key. Only valid with SSEKMS.
+	BucketKey bool
+}
+
+// Validate reports an invalid combination, wrapping ErrBadSSE.
+func (e SSE) Validate() error {
+	switch e.Type {
+	case SSENone, SSES3:
+		if e.KMSKeyID != "" || e.BucketKey {
+			return fmt.Errorf("sse %q: kms key id and bucket key need sse-kms: %w", e.Type, ErrBadSSE)
+		}
+	case SSEKMS:
+	default:
+		return fmt.Errorf("sse type %q: %w", e.Type, ErrBadSSE)
+	}
+	return nil
+}
+
+// apply sets the encryption fields of a PutObject input (the upload manager
+// copies them to CreateMultipartUpload).
+func (e SSE) apply(in *s3.PutObjectInput) {
+	switch e.Type {
+	case SSES3:
+		in.ServerSideEncryption = types.ServerSideEncryptionAes256
+	case SSEKMS:
+		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
+		if e.KMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(e.KMSKeyID)
+		}
+		if e.BucketKey {
+			in.BucketKeyEnabled = aws.Bool(true)
+		}
+	}
+}
+
 type options struct {
+	sse         SSE
+	ifNoneMatch bool
 	partSize    int64
 	concurrency int
 	maxAttempts int
@@ -57,6 +139,26 @@ func WithPartSize(n int64) Option { return func(o *options) { o.partSize = n } }
 
 // WithConcurrency sets how many parts of one object upload in parallel.
 func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+
+// WithSSE sets the server-side encryption requested for every object
+// (PutObject and CreateMultipartUpload). The default is none: the bucket's
+// default encryption applies (S3 encrypts new objects with SSE-S3 unless the
+// bucket says otherwise). An invalid SSE makes Open fail, and every Put of a
+// store built with New.
+func WithSSE(sse SSE) Option { return func(o *options) { o.sse = sse } }
+
+// WithIfNoneMatch turns on never-overwrite mode (default off). Every Put
+// sends If-None-Match: * (on PutObject, or on CompleteMultipartUpload for a
+// multipart upload), so an existing object is never replaced. When S3
+// answers 412 Precondition Failed, the store reads the existing object and
+// compares its SHA-256 with that of the bytes it was given (hashed while
+// they streamed, so nothing is buffered): identical is success (a redo of
+// an intent, whose content is deterministic), different is an error wrapping
+// ErrObjectDiffers that names the key, and the existing object is left
+// untouched. The cost is one read of the object per 412, and a large object
+// that already exists is uploaded in full before the 412 (S3 checks the
+// condition at completion).
+func WithIfNoneMatch(on bool) Option { return func(o *options) { o.ifNoneMatch = on } }
 
 // WithLogger sets the logger for aborted and swept uploads.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -167,6 +269,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger, opts ...Optio
 		opts = append([]Option{WithLogger(logger)}, opts...)
 	}
 	o := buildOptions(opts)
+	if err := o.sse.Validate(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", rawURL, err)
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
 		return NewRetryer(o.maxAttempts, o.maxBackoff)
 	}))
@@ -207,10 +312,28 @@ func (s *Store) put(ctx context.Context, name string, r io.Reader) error {
 	if err := objstore.CheckName(name); err != nil {
 		return err
 	}
+	if err := s.o.sse.Validate(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	key := s.Key(name)
+	var h *hashReader
+	body := io.Reader(ctxReader{ctx: ctx, r: r})
+	if s.o.ifNoneMatch {
+		h = &hashReader{r: body, h: sha256.New()}
+		body = h
+	}
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+		Body:   body,
+	}
+	s.o.sse.apply(in)
+	if s.o.ifNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
 	tr := &tracker{UploadAPIClient: s.client, s: s}
 	//lint:ignore SA1019 the upload manager is the SDK's multipart uploader in this SDK release set
 	up := manager.NewUploader(tr, func(u *manager.Uploader) {
@@ -218,11 +341,7 @@ func (s *Store) put(ctx context.Context, name string, r io.Reader) error {
 		u.Concurrency = s.o.concurrency
 	})
 	//lint:ignore SA1019 see above
-	_, err := up.Upload(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(s.bucket),
-		Key:    aws.String(key),
-		Body:   ctxReader{ctx: ctx, r: r},
-	})
+	_, err := up.Upload(ctx, in)
 	if err == nil {
 		err = ctx.Err() // a cancellation seen only by the reader
 	}
@@ -233,7 +352,60 @@ func (s *Store) put(ctx context.Context, name string, r io.Reader) error {
 	if retried || err != nil {
 		s.sweep(ctx, key)
 	}
+	if err != nil && h != nil && isPreconditionFailed(err) {
+		return s.verifyExisting(ctx, key, h)
+	}
 	return err
+}
+
+// verifyExisting handles a 412 in If-None-Match mode: it hashes the rest of
+// the input (the upload may have stopped reading early) and the existing
+// object, and succeeds only when they are the same bytes.
+func (s *Store) verifyExisting(ctx context.Context, key string, h *hashReader) error {
+	if _, err := io.Copy(io.Discard, h); err != nil {
+		return fmt.Errorf("read input after 412 on %q: %w", key, err)
+	}
+	want, wantN := h.h.Sum(nil), h.n
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("get existing object %q after 412: %w", key, err)
+	}
+	defer out.Body.Close()
+	eh := sha256.New()
+	n, err := io.Copy(eh, out.Body)
+	if err != nil {
+		return fmt.Errorf("read existing object %q after 412: %w", key, err)
+	}
+	if n != wantN || !bytes.Equal(eh.Sum(nil), want) {
+		return fmt.Errorf("object %q exists with %d bytes, sha256 %x; wanted to write %d bytes, sha256 %x: %w",
+			key, n, eh.Sum(nil), wantN, want, ErrObjectDiffers)
+	}
+	s.o.logger.DebugContext(ctx, "object already exists with identical content", "bucket", s.bucket, "key", key, "bytes", n)
+	return nil
+}
+
+// isPreconditionFailed reports whether err is S3's answer to If-None-Match
+// on an existing key.
+func isPreconditionFailed(err error) bool {
+	if apiCode(err) == "PreconditionFailed" {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == 412
+}
+
+// hashReader hashes what is read through it.
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
 }
 
 // abort aborts the multipart uploads of a failed Put. The upload manager
