@@ -83,6 +83,13 @@ type EncoderOptions struct {
 	// RowGroupRows is the maximum number of rows per row group
 	// (default DefaultRowGroupRows).
 	RowGroupRows int
+	// RowGroupBytes, when positive, also closes a row group once its rows'
+	// estimated size (see Options.TargetFileBytes) reaches it (default 0:
+	// rows only). parquet-go holds a whole row group in memory until it is
+	// flushed, so this bounds the encoder's memory for wide rows; smaller
+	// row groups read with less memory but carry more metadata and prune
+	// less well.
+	RowGroupBytes int64
 	// Omit names schema columns that are not written, such as Hive
 	// partition columns.
 	Omit []string
@@ -107,6 +114,7 @@ type Encoder struct {
 	cols    []int           // batch column of each written column
 	strCols []int           // indexes into fields of the string columns
 	rgRows  int
+	rgBytes int64
 	opts    []pq.WriterOption
 	scratch sync.Pool // *[]pq.Value
 
@@ -138,7 +146,7 @@ func NewEncoder(s *streamd.Schema, opts EncoderOptions) (*Encoder, error) {
 		}
 		omit[name] = true
 	}
-	e := &Encoder{schema: s, rgRows: opts.RowGroupRows}
+	e := &Encoder{schema: s, rgRows: opts.RowGroupRows, rgBytes: opts.RowGroupBytes}
 	if e.rgRows == 0 {
 		e.rgRows = DefaultRowGroupRows
 	}
@@ -206,8 +214,23 @@ func (e *Encoder) Encode(w io.Writer, b *streamd.Batch, rows []int) error {
 		return fmt.Errorf("encode batch: %w", err)
 	}
 	pw := pq.NewGenericWriter[any](w, append([]pq.WriterOption{pschema}, e.opts...)...)
-	for start := 0; start < len(rows); start += e.rgRows {
-		rg := rows[start:min(start+e.rgRows, len(rows))]
+	var z *sizer
+	if e.rgBytes > 0 {
+		z = e.newSizer(b)
+	}
+	for start := 0; start < len(rows); {
+		end := min(start+e.rgRows, len(rows))
+		if z != nil {
+			var acc int64
+			for i := start; i < end; i++ {
+				if acc += z.row(rows[i]); acc >= e.rgBytes {
+					end = i + 1
+					break
+				}
+			}
+		}
+		rg := rows[start:end]
+		start = end
 		for j, cw := range pw.ColumnWriters() {
 			if err := writeColumn(cw, &b.Cols[e.cols[j]], rg, vals); err != nil {
 				return fmt.Errorf("encode column %q: %w", e.schema.Fields[e.cols[j]].Name, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -25,6 +26,24 @@ type Options struct {
 	// RowGroupRows is the maximum number of rows per row group
 	// (default DefaultRowGroupRows).
 	RowGroupRows int
+	// RowGroupBytes closes a row group once its rows' estimated size
+	// reaches it (default DefaultRowGroupBytes, 64 MiB; negative: by rows
+	// only). The encoder holds a row group in memory until it is flushed,
+	// so this bounds the sink's memory per file being written; Athena and
+	// Spark read row groups of 64–128 MiB efficiently.
+	RowGroupBytes int64
+	// TargetFileBytes is the estimated size above which the rows of one
+	// partition of a batch are split into several files of about equal
+	// estimated size, named <name>-p0001.parquet, -p0002 and so on (a
+	// partition that fits keeps the plain name). Default
+	// DefaultTargetFileBytes (128 MiB); negative: never split. The
+	// estimate is the uncompressed size of the values (see the package
+	// documentation), so compressible data gives smaller files. Files from
+	// 16 MiB (estimated) up are encoded straight into the store's Put, so
+	// memory stays bounded by the row group and the store's part buffers.
+	// Changing it changes how an intent's output is split: do not change
+	// it while intents of the old setting may still be redone.
+	TargetFileBytes int64
 }
 
 // ErrClosed is returned by Write after Close.
@@ -68,6 +87,12 @@ func New(store sink.ObjectStore, pipeline string, opts Options, logger *slog.Log
 	if opts.RowGroupRows < 0 {
 		return nil, fmt.Errorf("new parquet sink: row group rows %d: %w", opts.RowGroupRows, ErrBadOption)
 	}
+	if opts.RowGroupBytes == 0 {
+		opts.RowGroupBytes = DefaultRowGroupBytes
+	}
+	if opts.TargetFileBytes == 0 {
+		opts.TargetFileBytes = DefaultTargetFileBytes
+	}
 	seen := make(map[string]bool, len(opts.PartitionBy))
 	for _, p := range opts.PartitionBy {
 		if p == "" || seen[p] {
@@ -107,9 +132,10 @@ func (s *Sink) encoder(sc *streamd.Schema) (*Encoder, []int, error) {
 		return e, part, nil
 	}
 	e, err := NewEncoder(sc, EncoderOptions{
-		Compression:  s.opts.Compression,
-		RowGroupRows: s.opts.RowGroupRows,
-		Omit:         s.opts.PartitionBy,
+		Compression:   s.opts.Compression,
+		RowGroupRows:  s.opts.RowGroupRows,
+		RowGroupBytes: max(s.opts.RowGroupBytes, 0),
+		Omit:          s.opts.PartitionBy,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -158,9 +184,14 @@ func partitions(b *streamd.Batch, part []int, names []string) []partition {
 	return parts
 }
 
-// objectName returns the name of the object of one partition of an intent.
-func (s *Sink) objectName(partPath string, in streamd.Intent) string {
-	name := s.pipeline + "-" + streamd.LaneToken(in.Lane) + "-" + in.From.String() + "-" + in.To.String() + ".parquet"
+// objectName returns the name of the object of one partition of an intent;
+// part is 0 for an unsplit partition, else the 1-based file number.
+func (s *Sink) objectName(partPath string, in streamd.Intent, part int) string {
+	name := s.pipeline + "-" + streamd.LaneToken(in.Lane) + "-" + in.From.String() + "-" + in.To.String()
+	if part > 0 {
+		name += partSuffix(part)
+	}
+	name += ".parquet"
 	if partPath == "" {
 		return name
 	}
@@ -192,7 +223,7 @@ func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) e
 	if err != nil {
 		return fmt.Errorf("write parquet batch: %w", err)
 	}
-	parts := partitions(b, part, s.opts.PartitionBy)
+	files := s.files(enc, in, b, partitions(b, part, s.opts.PartitionBy))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -210,17 +241,17 @@ func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) e
 		cancel()
 	}
 	jobs := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), len(parts)) {
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := s.writePartition(ctx, enc, in, b, parts[i]); err != nil {
+				if err := s.writeFile(ctx, enc, b, files[i]); err != nil {
 					fail(err)
 				}
 			}
 		})
 	}
 feed:
-	for i := range parts {
+	for i := range files {
 		select {
 		case jobs <- i:
 		case <-ctx.Done():
@@ -236,24 +267,85 @@ feed:
 		return fmt.Errorf("write parquet batch %s [%s, %s]: %w", in.Lane, in.From, in.To, firstErr)
 	}
 	s.log.DebugContext(ctx, "parquet batch written", "pipeline", s.pipeline, "lane", in.Lane,
-		"from", in.From.String(), "to", in.To.String(), "rows", b.Len(), "objects", len(parts))
+		"from", in.From.String(), "to", in.To.String(), "rows", b.Len(), "objects", len(files))
 	return nil
 }
 
-// writePartition encodes one partition and puts it.
-func (s *Sink) writePartition(ctx context.Context, enc *Encoder, in streamd.Intent, b *streamd.Batch, p partition) error {
+// outFile is one object to write: a partition, or a part of one.
+type outFile struct {
+	name string
+	rows []int // nil: all rows
+	est  int64 // estimated size
+}
+
+// files lists the objects of a batch: one per partition, or several when a
+// partition's estimated size exceeds the target.
+func (s *Sink) files(enc *Encoder, in streamd.Intent, b *streamd.Batch, parts []partition) []outFile {
+	z := enc.newSizer(b)
+	var out []outFile
+	for _, p := range parts {
+		total := z.total(p.rows, b.Len())
+		if s.opts.TargetFileBytes <= 0 || total <= s.opts.TargetFileBytes {
+			out = append(out, outFile{name: s.objectName(p.path, in, 0), rows: p.rows, est: total})
+			continue
+		}
+		rows := p.rows
+		if rows == nil {
+			rows = allRows(b.Len())
+		}
+		runs := splitRows(z, rows, total, s.opts.TargetFileBytes)
+		for i, run := range runs {
+			part := i + 1
+			if len(runs) == 1 {
+				part = 0
+			}
+			out = append(out, outFile{name: s.objectName(p.path, in, part), rows: run, est: z.total(run, 0)})
+		}
+	}
+	return out
+}
+
+// errPutReturned stops an encoder whose Put has returned.
+var errPutReturned = errors.New("put returned before reading the whole file")
+
+// writeFile encodes one file and puts it. A small file is encoded into a
+// buffer first; a large one is encoded straight into the Put through a pipe,
+// so that memory does not grow with the file. A failed encode closes the pipe
+// with its error, which fails the Put, and the store then makes no object
+// visible.
+func (s *Sink) writeFile(ctx context.Context, enc *Encoder, b *streamd.Batch, f outFile) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	name := s.objectName(p.path, in)
-	buf := s.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer s.bufs.Put(buf)
-	if err := enc.Encode(buf, b, p.rows); err != nil {
-		return fmt.Errorf("encode %q: %w", name, err)
+	if f.est < streamThreshold {
+		buf := s.bufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer s.bufs.Put(buf)
+		if err := enc.Encode(buf, b, f.rows); err != nil {
+			return fmt.Errorf("encode %q: %w", f.name, err)
+		}
+		if err := s.store.Put(ctx, f.name, bytes.NewReader(buf.Bytes())); err != nil {
+			return fmt.Errorf("put %q: %w", f.name, err)
+		}
+		return nil
 	}
-	if err := s.store.Put(ctx, name, bytes.NewReader(buf.Bytes())); err != nil {
-		return fmt.Errorf("put %q: %w", name, err)
+	pr, pw := io.Pipe()
+	encErr := make(chan error, 1)
+	go func() {
+		err := enc.Encode(pw, b, f.rows)
+		pw.CloseWithError(err) // nil: EOF for the reader
+		encErr <- err
+	}()
+	putErr := s.store.Put(ctx, f.name, pr)
+	pr.CloseWithError(errPutReturned) // unblocks an encoder the Put left
+	eerr := <-encErr
+	switch {
+	case putErr != nil && eerr != nil && !errors.Is(eerr, errPutReturned):
+		return fmt.Errorf("encode %q: %w", f.name, eerr)
+	case putErr != nil:
+		return fmt.Errorf("put %q: %w", f.name, putErr)
+	case eerr != nil:
+		return fmt.Errorf("put %q: %w", f.name, eerr)
 	}
 	return nil
 }
