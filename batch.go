@@ -154,6 +154,28 @@ func StorageOf(t Type) Storage {
 	return StoreNone
 }
 
+// SetLast replaces the value of the column's last row, which must be null
+// and, for variable-length storage, empty: it is how a decoder fills a
+// column after the row was appended (record metadata columns).
+func (c *Column) SetLast(set func(c *Column)) {
+	n := len(c.Valid) - 1
+	c.Valid = c.Valid[:n]
+	switch c.storage() {
+	case StoreInt32:
+		c.Int32 = c.Int32[:n]
+	case StoreInt64:
+		c.Int64 = c.Int64[:n]
+	case StoreFloat64:
+		c.Float64 = c.Float64[:n]
+	case StoreBool:
+		c.Bool = c.Bool[:n]
+	case StoreBytes:
+		c.Bytes.Offs = c.Bytes.Offs[:n+1]
+		c.Bytes.Data = c.Bytes.Data[:c.Bytes.Offs[n]]
+	}
+	set(c)
+}
+
 // AppendFrom adds row i of src (a column of the same type) to c.
 func (c *Column) AppendFrom(src *Column, i int) {
 	if !src.Valid[i] {

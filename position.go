@@ -130,6 +130,28 @@ type Record struct {
 	// (for example a line over the size limit); the pipeline dead-letters it
 	// with this reason and Data as raw.
 	Err string
+	// Meta is the record's source metadata (Kafka key, topic, headers),
+	// set only by sources asked for it; the decoder fills the matching
+	// metadata columns (_kafka_key, ...) from it.
+	Meta *RecordMeta
+}
+
+// RecordMeta is a message's metadata as a broker keeps it. Byte slices may
+// alias the source's buffers, like Record.Data.
+type RecordMeta struct {
+	Key       []byte
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Timestamp is the broker timestamp in µs UTC.
+	Timestamp int64
+	Headers   []RecordHeader
+}
+
+// RecordHeader is one message header.
+type RecordHeader struct {
+	Key   string
+	Value []byte
 }
 
 // LaneToken returns a short, file-name-safe, stable token for a lane name,

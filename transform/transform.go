@@ -69,6 +69,7 @@ type Program struct {
 	stages   []stage         // Spec.Steps, compiled
 	out      *streamd.Schema // schema after the stages
 	eventCol int             // timestamp column named event_time in out, or -1
+	meta     []metaCol       // columns filled from Record.Meta
 	workers  sync.Pool
 	// bytesPerRow is, per column, the value bytes per row seen in the last
 	// batch, to size the next batch's vectors.
@@ -111,6 +112,13 @@ func Compile(spec Spec) (*Program, error) {
 			if c.From != "" {
 				return nil, fmt.Errorf("compile transform: column %q: has both expr and from: %w", c.Name, ErrSpec)
 			}
+			continue
+		}
+		if c.From == "" && MetaColumn(c.Name) {
+			if err := checkMetaColumn(c); err != nil {
+				return nil, err
+			}
+			p.meta = append(p.meta, metaCol{col: i, name: c.Name})
 			continue
 		}
 		from := c.From
@@ -241,6 +249,9 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 		if msg != "" {
 			b.AddDead(rec.Pos, msg, rec.Data)
 			continue
+		}
+		if rec.Meta != nil && len(p.meta) > 0 {
+			w.tmp = fillMeta(b, p.meta, rec.Meta, w.tmp)
 		}
 		b.AddRowMeta(rec.Pos, rec.Time)
 		w.rowRec = append(w.rowRec, int32(ri))

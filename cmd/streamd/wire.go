@@ -398,6 +398,11 @@ func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, st
 			ShutdownTimeout: cfg.ShutdownTimeout.Std(),
 			Pipeline:        pc.Name, Registerer: reg, Logger: log,
 		}
+		for _, c := range pc.Schema {
+			if c.Expr == "" && c.From == "" && transform.MetaColumn(c.Name) {
+				kc.Metadata = true
+			}
+		}
 		if t := s.TLS; t != nil {
 			kc.TLS = &kafka.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
 				ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}

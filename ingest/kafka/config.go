@@ -125,6 +125,11 @@ type Config struct {
 	// smaller ones hold less memory and let rebalances in sooner.
 	PollRecords  int
 	ChunkRecords int
+	// Metadata fills streamd.Record.Meta (key, topic, partition, offset,
+	// timestamp, headers) so the decoder can fill _kafka_* columns. It
+	// costs one metadata struct per record; leave it off (the default)
+	// when the schema declares no metadata column.
+	Metadata bool
 	// FetchMaxWait is how long a broker may hold a fetch waiting for data
 	// (default 500ms).
 	FetchMaxWait time.Duration

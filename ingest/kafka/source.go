@@ -589,6 +589,16 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 		for _, kr := range recs[:n] {
 			chunk = append(chunk, streamd.Record{Data: kr.Value, Pos: streamd.Position{Offset: kr.Offset}, Time: micros(kr.Timestamp)})
 		}
+		if r.cfg.Metadata {
+			metas := make([]streamd.RecordMeta, n)
+			for i, kr := range recs[:n] {
+				metas[i] = streamd.RecordMeta{Key: kr.Key, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Timestamp: micros(kr.Timestamp)}
+				for _, h := range kr.Headers {
+					metas[i].Headers = append(metas[i].Headers, streamd.RecordHeader{Key: h.Key, Value: h.Value})
+				}
+				chunk[i].Meta = &metas[i]
+			}
+		}
 		release := func() {
 			clear(chunk) // drop the references to fetched data
 			chunk = chunk[:0]
