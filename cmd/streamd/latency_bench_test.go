@@ -80,7 +80,7 @@ func BenchmarkProduceToVisibleLatency(b *testing.B) {
 		seen := w.stop()
 		p.stop(b, 30*time.Second)
 
-		lat := latencies(b, filepath.Join(dir, "out"), seen, pr.sentAt)
+		lat, worst := latencies(b, filepath.Join(dir, "out"), seen, pr.sentAt)
 		if len(lat) != total {
 			b.Fatalf("%d records in the output, %d produced", len(lat), total)
 		}
@@ -91,6 +91,10 @@ func BenchmarkProduceToVisibleLatency(b *testing.B) {
 		produced += total
 		b.Logf("run %d: %d records, %d files; latency p50 %.3fs p90 %.3fs p99 %.3fs max %.3fs min %.3fs",
 			i, total, len(seen), q(0.5), q(0.9), q(0.99), lat[len(lat)-1].Seconds(), lat[0].Seconds())
+		for _, f := range worst[:min(5, len(worst))] {
+			b.Logf("  slow file %s: oldest record produced %.3fs after the start, visible %.3fs later (%d rows)",
+				f.name, f.oldest.Sub(prodStart).Seconds(), f.latency.Seconds(), f.rows)
+		}
 	}
 	b.ReportMetric(slices.Max(p50s), "p50-s")
 	b.ReportMetric(slices.Max(p99s), "p99-s")
@@ -99,13 +103,23 @@ func BenchmarkProduceToVisibleLatency(b *testing.B) {
 	b.ReportMetric(float64(produced)/producedFor.Seconds(), "produced-records/s")
 }
 
+// fileLatency is the worst latency of the records of one file.
+type fileLatency struct {
+	name    string
+	oldest  time.Time // produce time of its oldest record
+	latency time.Duration
+	rows    int
+}
+
 // latencies reads every Parquet file under out and returns, for each row,
-// the first-seen time of its file minus the produce time of its record. A
-// row whose file was never seen by the watcher, or whose id was never
-// produced, or which appears twice, fails the benchmark.
-func latencies(tb testing.TB, out string, seen map[string]time.Time, sentAt map[string]time.Time) []time.Duration {
+// the first-seen time of its file minus the produce time of its record,
+// plus each file's worst latency, worst first. A row whose file was never
+// seen by the watcher, or whose id was never produced, or which appears
+// twice, fails the benchmark.
+func latencies(tb testing.TB, out string, seen map[string]time.Time, sentAt map[string]time.Time) ([]time.Duration, []fileLatency) {
 	tb.Helper()
 	lat := make([]time.Duration, 0, len(sentAt))
+	var files []fileLatency
 	got := make(map[string]bool, len(sentAt))
 	err := filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") {
@@ -119,6 +133,8 @@ func latencies(tb testing.TB, out string, seen map[string]time.Time, sentAt map[
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(out, path)
+		fl := fileLatency{name: rel, rows: len(rows)}
 		for _, r := range rows {
 			id := r["transaction_id"]
 			at, ok := sentAt[id]
@@ -130,13 +146,18 @@ func latencies(tb testing.TB, out string, seen map[string]time.Time, sentAt map[
 			}
 			got[id] = true
 			lat = append(lat, visible.Sub(at))
+			if l := visible.Sub(at); l > fl.latency {
+				fl.latency, fl.oldest = l, at
+			}
 		}
+		files = append(files, fl)
 		return nil
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return lat
+	slices.SortFunc(files, func(a, b fileLatency) int { return int(b.latency - a.latency) })
+	return lat, files
 }
 
 // parquetWatcher notes when each *.parquet file under a directory is first
