@@ -17,7 +17,7 @@ import (
 func blobBatch(tb testing.TB, seed uint64, first, n, payload int, regions ...string) *streamd.Batch {
 	tb.Helper()
 	b := streamd.NewBatch(mustSchema(tb, "id:int64", "region:string", "payload:binary"), "blobs/0")
-	rng := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}))
+	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)})
 	buf := make([]byte, payload)
 	for i := range n {
 		id := int64(first + i)
@@ -27,12 +27,7 @@ func blobBatch(tb testing.TB, seed uint64, first, n, payload int, regions ...str
 		} else {
 			b.Cols[1].AppendBytes([]byte(regions[i%len(regions)]))
 		}
-		for j := 0; j < len(buf); j += 8 {
-			v := rng.Uint64()
-			for k := 0; k < 8 && j+k < len(buf); k++ {
-				buf[j+k] = byte(v >> (8 * k))
-			}
-		}
+		_, _ = rng.Read(buf)
 		b.Cols[2].AppendBytes(buf)
 		b.NoteRead(streamd.Position{Offset: id}, payload)
 		b.AddRowMeta(streamd.Position{Offset: id}, 0)
