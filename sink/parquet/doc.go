@@ -52,4 +52,26 @@
 //	<partition path>/<pipeline>-<lane token>-<from>-<to>.parquet
 //
 // so a redo of the same intent rewrites the same objects byte for byte.
+//
+// # File size
+//
+// A partition whose estimated size exceeds Options.TargetFileBytes (128 MiB
+// by default) is split into contiguous runs of rows of about equal estimated
+// size, one file each, named
+//
+//	<partition path>/<pipeline>-<lane token>-<from>-<to>-p0001.parquet
+//
+// and -p0002 and so on; a partition that fits keeps the plain name. The
+// estimate is computed from the column vectors (value widths, byte lengths,
+// one byte per definition level), never from timing, so a split is a pure
+// function of the batch and the options. Row groups are closed at
+// Options.RowGroupRows rows or Options.RowGroupBytes estimated bytes (64 MiB
+// by default), whichever comes first. Since the estimate is of uncompressed
+// values, compressible data gives files smaller than the target.
+//
+// Files estimated at 16 MiB or more are encoded straight into the object
+// store's Put through a pipe (the S3 store turns that into a multipart
+// upload), so the sink's memory is bounded by the row group being built and
+// the store's part buffers, not by the file. An encoding error closes the
+// pipe with the error, which fails the Put, and the store shows no object.
 package parquet

@@ -15,4 +15,12 @@
 // path-style addressing when one is set (as MinIO needs). Requests are
 // retried by the SDK's standard retryer with more attempts, on 5xx,
 // throttling (503 SlowDown) and connection errors.
+//
+// WithSSE requests SSE-S3 or SSE-KMS (with an optional key and S3 Bucket
+// Key) on every PutObject and CreateMultipartUpload. WithIfNoneMatch makes
+// every Put conditional on the key not existing (If-None-Match: *): an
+// object is never overwritten, and on 412 the existing object is compared
+// (by SHA-256, the input hashed while it streamed) with what was to be
+// written: the same bytes are a redo and succeed, other bytes fail with
+// ErrObjectDiffers.
 package s3store

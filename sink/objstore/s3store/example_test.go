@@ -2,6 +2,7 @@ package s3store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,4 +66,20 @@ func ExampleOpen() {
 	// Output:
 	// date=2024-05-01/part-0.jsonl -> streamd/out/date=2024-05-01/part-0.jsonl
 	// {"id":1}
+}
+
+func ExampleWithIfNoneMatch() {
+	ctx := context.Background()
+	s, err := s3store.Open(ctx, "s3://example/never-overwrite", nil, s3store.WithIfNoneMatch(true))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(s.Put(ctx, "a.txt", strings.NewReader("v1"))) // created
+	fmt.Println(s.Put(ctx, "a.txt", strings.NewReader("v1"))) // a redo: same bytes
+	err = s.Put(ctx, "a.txt", strings.NewReader("v2"))        // refused
+	fmt.Println(errors.Is(err, s3store.ErrObjectDiffers))
+	// Output:
+	// <nil>
+	// <nil>
+	// true
 }

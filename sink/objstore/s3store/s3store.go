@@ -300,7 +300,9 @@ func (s *Store) Key(name string) string { return s.prefix + name }
 //
 // A Put whose final request succeeded on S3 but whose response was lost
 // after every retry can report an error although the (whole) object is in
-// place; a redo rewrites it.
+// place; a redo rewrites it. With WithIfNoneMatch, an existing object is
+// never replaced: the Put succeeds when it holds the same bytes and fails
+// with ErrObjectDiffers otherwise.
 func (s *Store) Put(ctx context.Context, name string, r io.Reader) error {
 	if err := s.put(ctx, name, r); err != nil {
 		return fmt.Errorf("put object %q: %w", name, err)
