@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -279,13 +280,19 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	for run := 0; run < 4; run++ {
 		cmd := exec.Command(streamdBin, "run", "--config", cfg)
 		cmd.Dir = dir
-		var out bytes.Buffer
+		var out lockedOutput
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		// Signals are handled from main's first instruction; before that
+		// (process start, package init) the default action applies, as for
+		// any program. Wait until the run has logged its start.
+		for !strings.Contains(out.String(), "memory budget") && len(done) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -317,4 +324,22 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
 	checkExactlyOnce(t, dir, truths)
+}
+
+// lockedOutput is a bytes.Buffer safe to read while a child process writes it.
+type lockedOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *lockedOutput) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *lockedOutput) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

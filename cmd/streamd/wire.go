@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awsddbstreams "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +25,7 @@ import (
 	ddbstore "github.com/streamd/streamd/checkpoint/dynamodb"
 	"github.com/streamd/streamd/checkpoint/lease"
 	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/ingest/ddbstreams"
 	"github.com/streamd/streamd/ingest/file"
 	"github.com/streamd/streamd/ingest/kafka"
 	"github.com/streamd/streamd/ingest/kinesis"
@@ -359,22 +361,32 @@ func stepOf(tr config.Transform) transform.Step {
 func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache,
 	reg prometheus.Registerer, log *slog.Logger) (ingest.Source, error) {
 	switch pc.Source.Type {
+	case "dynamodb_streams":
+		awsCfg, err := loadAWS(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: dynamodb_streams source: %w", pc.Name, err)
+		}
+		leases, err := shardLeases(cfg, pc, store, awsCfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: dynamodb_streams source: %w", pc.Name, err)
+		}
+		src, err := ddbstreams.New(awsddb.NewFromConfig(awsCfg), awsddbstreams.NewFromConfig(awsCfg), ddbstreams.Config{
+			Table: pc.Source.Table, StreamARN: pc.Source.StreamARN, Start: pc.Source.Start, Leases: leases,
+			PollInterval: pc.Source.PollInterval.Std(), IdleInterval: pc.Source.IdleInterval.Std(),
+			RefreshInterval: pc.Source.RefreshInterval.Std(), Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+		}
+		return src, nil
 	case "kinesis":
 		awsCfg, err := loadAWS(ctx, "")
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: kinesis source: %w", pc.Name, err)
 		}
-		// One process with the embedded store owns every shard; with the
-		// DynamoDB store, shards are leased in its table and commits are
-		// fenced by the lease.
-		var leases lease.Manager = lease.NewLocal()
-		if ds, ok := store.(*ddbstore.Store); ok {
-			m, err := lease.NewTable(lease.Config{Client: awsddb.NewFromConfig(awsCfg), Table: cfg.Checkpoint.Table, Pipeline: pc.Name, Logger: log})
-			if err != nil {
-				return nil, fmt.Errorf("pipeline %q: kinesis source: %w", pc.Name, err)
-			}
-			ds.SetFence(pc.Name, m)
-			leases = m
+		leases, err := shardLeases(cfg, pc, store, awsCfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: kinesis source: %w", pc.Name, err)
 		}
 		var at time.Time
 		if pc.Source.Timestamp != "" {
@@ -432,6 +444,23 @@ func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, st
 		})
 	}
 	return nil, fmt.Errorf("pipeline %q: source type %q is not available in this build yet", pc.Name, pc.Source.Type)
+}
+
+// shardLeases returns the shard lease manager of a Kinesis or DynamoDB
+// Streams pipeline: one process with the embedded store owns every shard;
+// with the DynamoDB store, shards are leased in its table and commits are
+// fenced by the lease.
+func shardLeases(cfg *config.Config, pc config.Pipeline, store checkpoint.Store, awsCfg aws.Config, log *slog.Logger) (lease.Manager, error) {
+	ds, ok := store.(*ddbstore.Store)
+	if !ok {
+		return lease.NewLocal(), nil
+	}
+	m, err := lease.NewTable(lease.Config{Client: awsddb.NewFromConfig(awsCfg), Table: cfg.Checkpoint.Table, Pipeline: pc.Name, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ds.SetFence(pc.Name, m)
+	return m, nil
 }
 
 // summary is the one-line account printed when a run ends.

@@ -504,8 +504,11 @@ func TestThrottlingExpiryAndPaging(t *testing.T) {
 	if !f.expired.Load() || f.pages.Load() < 3 {
 		t.Fatalf("expired=%v pages=%d: the faults were not exercised", f.expired.Load(), f.pages.Load())
 	}
-	if n := value(src.Metrics().Throttled.WithLabelValues(stream)); n == 0 || n != float64(f.throttle.Load()) {
-		t.Fatalf("throttled metric %v, want %d", n, f.throttle.Load())
+	// Every throttle the fake injected is counted, except one per shard at
+	// most: a throttled call still in flight when the pipeline stops ends
+	// with the cancelled context instead.
+	if n, injected := value(src.Metrics().Throttled.WithLabelValues(stream)), float64(f.throttle.Load()); n == 0 || n > injected || n < injected-5 {
+		t.Fatalf("throttled metric %v, want %v (at most 5 fewer)", n, injected)
 	}
 }
 

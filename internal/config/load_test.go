@@ -348,7 +348,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:     "dynamodb_streams without table",
 			src:      "pipelines:\n  - name: k\n    source: {type: dynamodb_streams}\n    sink: {type: parquet, path: ./o}\n",
-			want:     []string{`c.yaml:3: pipelines[0].source.table: required for a dynamodb_streams source`},
+			want:     []string{`c.yaml:3: pipelines[0].source.table: required (or stream_arn) for a dynamodb_streams source`},
 			sentinel: ErrMissingKey,
 		},
 		{

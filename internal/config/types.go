@@ -114,6 +114,12 @@ type Source struct {
 
 	// Table is the DynamoDB table whose stream dynamodb_streams reads.
 	Table string `yaml:"table,omitempty"`
+	// StreamARN reads one DynamoDB stream instead of following table's.
+	StreamARN string `yaml:"stream_arn,omitempty"`
+	// IdleInterval is the pause after an empty GetRecords (dynamodb_streams, default 1s).
+	IdleInterval Duration `yaml:"idle_interval,omitempty"`
+	// RefreshInterval is how often streams and shards are described (dynamodb_streams, default 10s).
+	RefreshInterval Duration `yaml:"refresh_interval,omitempty"`
 
 	// Listen is the http source's host:port, 127.0.0.1:PORT in a sidecar.
 	Listen string `yaml:"listen,omitempty"`

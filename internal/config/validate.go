@@ -256,18 +256,34 @@ func sortedKeys(m map[string]bool) []string {
 // sourceKeys lists, for every source key that only some source types take,
 // the types that take it.
 var sourceKeys = map[string][]string{
-	"paths":   {SourceFile},
-	"brokers": {SourceKafka}, "topics": {SourceKafka}, "topic_regex": {SourceKafka}, "group": {SourceKafka},
-	"client_id": {SourceKafka}, "tls": {SourceKafka}, "sasl": {SourceKafka}, "session_timeout": {SourceKafka},
-	"rebalance_timeout": {SourceKafka}, "commit_interval": {SourceKafka}, "max_buffered_bytes": {SourceKafka},
-	"read_uncommitted": {SourceKafka},
-	"start":            {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
-	"stream":           {SourceKinesis}, "timestamp": {SourceKinesis},
-	"table":  {SourceDynamoDBStreams},
-	"format": {SourceFile, SourceKafka, SourceKinesis, SourceHTTP},
-	"listen": {SourceHTTP}, "auth_token": {SourceHTTP}, "wal_max_bytes": {SourceHTTP},
-	"wal_segment_bytes": {SourceHTTP}, "max_body_bytes": {SourceHTTP},
-	"follow": {SourceFile}, "poll_interval": {SourceFile},
+	"paths":              {SourceFile},
+	"follow":             {SourceFile},
+	"poll_interval":      {SourceFile, SourceDynamoDBStreams},
+	"format":             {SourceFile, SourceKafka, SourceKinesis, SourceHTTP},
+	"brokers":            {SourceKafka},
+	"topics":             {SourceKafka},
+	"topic_regex":        {SourceKafka},
+	"group":              {SourceKafka},
+	"client_id":          {SourceKafka},
+	"tls":                {SourceKafka},
+	"sasl":               {SourceKafka},
+	"session_timeout":    {SourceKafka},
+	"rebalance_timeout":  {SourceKafka},
+	"commit_interval":    {SourceKafka},
+	"max_buffered_bytes": {SourceKafka},
+	"read_uncommitted":   {SourceKafka},
+	"start":              {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
+	"stream":             {SourceKinesis},
+	"timestamp":          {SourceKinesis},
+	"table":              {SourceDynamoDBStreams},
+	"stream_arn":         {SourceDynamoDBStreams},
+	"idle_interval":      {SourceDynamoDBStreams},
+	"refresh_interval":   {SourceDynamoDBStreams},
+	"listen":             {SourceHTTP},
+	"auth_token":         {SourceHTTP},
+	"wal_max_bytes":      {SourceHTTP},
+	"wal_segment_bytes":  {SourceHTTP},
+	"max_body_bytes":     {SourceHTTP},
 }
 
 func (v *validator) source(sp string, s *Source) {
@@ -354,8 +370,8 @@ func (v *validator) source(sp string, s *Source) {
 			}
 		}
 	case SourceDynamoDBStreams:
-		if s.Table == "" {
-			v.required(sp+".table", "for a dynamodb_streams source")
+		if s.Table == "" && s.StreamARN == "" {
+			v.required(sp+".table", "(or stream_arn) for a dynamodb_streams source")
 		}
 		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest")
 	default:
