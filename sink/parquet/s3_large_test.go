@@ -145,11 +145,6 @@ func TestS3LargeFilesUnderFaults(t *testing.T) {
 	}
 	direct := s3Client(peer, peer.Endpoint)
 	stopPeak := peakHeap()
-	type want struct {
-		key  string
-		b    *streamd.Batch
-		part int
-	}
 	var total int64
 	var redos int
 	for k := range batches {
