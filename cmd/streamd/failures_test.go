@@ -172,3 +172,21 @@ func TestOversizedAndMalformedLinesAreDeadLettered(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateEveryShippedConfig runs `streamd validate` — strict YAML plus
+// compiling every pipeline's transforms — on each file users copy.
+func TestValidateEveryShippedConfig(t *testing.T) {
+	for k, v := range map[string]string{"RAW_BUCKET": "streamd-raw", "LAKE_BUCKET": "streamd-lake", "OS_PASSWORD": "example-password"} {
+		t.Setenv(k, v)
+	}
+	files, err := filepath.Glob("../../configs/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs: %v", err)
+	}
+	for _, f := range files {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"validate", "--config", f}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s: exit %d: %s", f, code, stderr.String())
+		}
+	}
+}

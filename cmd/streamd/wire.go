@@ -311,6 +311,10 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 		}
 		spec.Columns = append(spec.Columns, transform.ColumnSpec{Name: c.Name, Type: t, Expr: c.Expr, From: c.From})
 	}
+	if len(spec.Columns) == 0 && pc.Source.Type == "dynamodb_streams" {
+		// Without a schema a change log keeps the images whole.
+		spec.Columns = cdcColumns()
+	}
 	if len(spec.Columns) == 0 {
 		return nil, nil, fmt.Errorf("pipeline %q: schema inference at run time is not available yet; declare schema (streamd infer prints one)", pc.Name)
 	}
@@ -333,6 +337,16 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
 	}
 	return prog, chain, nil
+}
+
+// cdcColumns is the schema of a DynamoDB Streams pipeline that declares
+// none: the change's metadata, and keys and images kept whole as JSON.
+func cdcColumns() []transform.ColumnSpec {
+	str, ts, js := streamd.Type{Kind: streamd.KindString}, streamd.Type{Kind: streamd.KindTimestamp}, streamd.Type{Kind: streamd.KindJSON}
+	return []transform.ColumnSpec{
+		{Name: "op", Type: str}, {Name: "event_time", Type: ts}, {Name: "sequence_number", Type: str},
+		{Name: "event_id", Type: str}, {Name: "keys", Type: js}, {Name: "new_image", Type: js}, {Name: "old_image", Type: js},
+	}
 }
 
 // stepOf maps one configured transform to its transform.Step.
