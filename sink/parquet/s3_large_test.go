@@ -126,7 +126,7 @@ const largeRows = 2 * DefaultTargetFileBytes / 1022 * 999 / 1000
 func TestS3LargeFilesUnderFaults(t *testing.T) {
 	batches := 4
 	if raceEnabled {
-		batches = 2 // the race detector slows encoding several times
+		batches = 1 // the race detector slows encoding several times
 	}
 	peer := testenv.MinIO(t)
 	peer.CreateBucket(t, "large")
