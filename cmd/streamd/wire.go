@@ -156,14 +156,20 @@ type storeCache struct {
 
 // open returns the object store for a local directory or an s3:// URL.
 func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, error) {
+	return c.openKeyed(ctx, loc, loc)
+}
+
+// openKeyed opens loc with S3 options, cached under key (loc plus the
+// options), since the same bucket may be written with different options.
+func (c *storeCache) openKeyed(ctx context.Context, key, loc string, opts ...s3store.Option) (sink.ObjectStore, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.byURL[loc]; ok {
+	if s, ok := c.byURL[key]; ok {
 		return s, nil
 	}
 	var s sink.ObjectStore
 	if strings.HasPrefix(loc, "s3://") {
-		st, err := s3store.Open(ctx, loc, c.log)
+		st, err := s3store.Open(ctx, loc, c.log, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", loc, err)
 		}
@@ -182,7 +188,7 @@ func (c *storeCache) open(ctx context.Context, loc string) (sink.ObjectStore, er
 		}
 		s = l
 	}
-	c.byURL[loc] = s
+	c.byURL[key] = s
 	return s, nil
 }
 
@@ -229,7 +235,21 @@ func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, 
 func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg prometheus.Registerer, log *slog.Logger) (sink.Sink, error) {
 	switch pc.Sink.Type {
 	case "parquet":
-		store, err := stores.open(ctx, pc.Sink.Path)
+		var s3opts []s3store.Option
+		key := pc.Sink.Path
+		if strings.HasPrefix(pc.Sink.Path, "s3://") && (pc.Sink.SSE != nil || pc.Sink.IfNoneMatch) {
+			var sse s3store.SSE
+			if c := pc.Sink.SSE; c != nil {
+				typ, err := s3store.ParseSSEType(c.Type)
+				if err != nil {
+					return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
+				}
+				sse = s3store.SSE{Type: typ, KMSKeyID: c.KMSKeyID, BucketKey: c.BucketKey}
+			}
+			s3opts = append(s3opts, s3store.WithSSE(sse), s3store.WithIfNoneMatch(pc.Sink.IfNoneMatch))
+			key = fmt.Sprintf("%s#sse=%v/%s/%t#inm=%t", pc.Sink.Path, sse.Type, sse.KMSKeyID, sse.BucketKey, pc.Sink.IfNoneMatch)
+		}
+		store, err := stores.openKeyed(ctx, key, pc.Sink.Path, s3opts...)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
 		}
@@ -239,6 +259,7 @@ func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg 
 		}
 		pq, err := parquet.New(store, pc.Name, parquet.Options{
 			Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
+			RowGroupBytes: int64(pc.Sink.RowGroupBytes), TargetFileBytes: int64(pc.Sink.TargetFileSize),
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)

@@ -292,6 +292,17 @@ type Sink struct {
 	// RowGroupSize is the number of rows per Parquet row group (0: the
 	// sink's default).
 	RowGroupSize int `yaml:"row_group_size,omitempty"`
+	// TargetFileSize splits a partition of a batch into Parquet files of
+	// about this estimated size (0: 128MiB; negative: never split).
+	TargetFileSize ByteSize `yaml:"target_file_size,omitempty"`
+	// RowGroupBytes closes a row group at this estimated size (0: 64MiB;
+	// negative: rows only).
+	RowGroupBytes ByteSize `yaml:"row_group_bytes,omitempty"`
+	// IfNoneMatch makes S3 Puts never overwrite: an existing identical
+	// object is a redo, a different one an error.
+	IfNoneMatch bool `yaml:"if_none_match,omitempty"`
+	// SSE is S3 server-side encryption of the Parquet objects.
+	SSE *SinkSSE `yaml:"sse,omitempty"`
 
 	// Table is the dynamodb sink's table.
 	Table string `yaml:"table,omitempty"`
@@ -327,6 +338,16 @@ type Sink struct {
 	Gzip *bool `yaml:"gzip,omitempty"`
 	// AWSSigV4 signs opensearch requests with AWS SigV4 instead of basic auth.
 	AWSSigV4 *SigV4Config `yaml:"aws_sigv4,omitempty"`
+}
+
+// SinkSSE configures S3 server-side encryption.
+type SinkSSE struct {
+	// Type is none, s3 (SSE-S3, AES256) or kms (SSE-KMS).
+	Type string `yaml:"type,omitempty"`
+	// KMSKeyID is the KMS key for type kms (default: the AWS managed key).
+	KMSKeyID string `yaml:"kms_key_id,omitempty"`
+	// BucketKey enables S3 Bucket Keys for type kms.
+	BucketKey bool `yaml:"bucket_key,omitempty"`
 }
 
 // SigV4Config selects AWS SigV4 signing for an opensearch sink.

@@ -572,6 +572,8 @@ func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
 	parquetSet := func() {
 		foreign["path"], foreign["partition_by"] = s.Path != "", len(s.PartitionBy) > 0
 		foreign["compression"], foreign["row_group_size"] = s.Compression != "", s.RowGroupSize != 0
+		foreign["target_file_size"], foreign["row_group_bytes"] = s.TargetFileSize != 0, s.RowGroupBytes != 0
+		foreign["if_none_match"], foreign["sse"] = s.IfNoneMatch, s.SSE != nil
 	}
 	switch s.Type {
 	case "":
@@ -589,6 +591,17 @@ func (v *validator) sink(sp string, s *Sink, cols map[string]bool) {
 		}
 		if s.RowGroupSize < 0 {
 			v.fail(sp+".row_group_size", ErrInvalidValue, "must not be negative, got %d", s.RowGroupSize)
+		}
+		if (s.SSE != nil || s.IfNoneMatch) && !strings.HasPrefix(s.Path, "s3://") {
+			v.fail(sp+".path", ErrInvalidValue, "sse and if_none_match need an s3:// path")
+		}
+		if s.SSE != nil {
+			if s.SSE.Type != "" {
+				v.oneOf(sp+".sse.type", s.SSE.Type, "none", "s3", "kms")
+			}
+			if (s.SSE.KMSKeyID != "" || s.SSE.BucketKey) && s.SSE.Type != "kms" {
+				v.fail(sp+".sse", ErrInvalidValue, "kms_key_id and bucket_key need type kms")
+			}
 		}
 		foreign["table"], foreign["key"] = s.Table != "", len(s.Key) > 0
 		foreign["url"], foreign["index"], foreign["id"] = s.URL != "", s.Index != "", len(s.ID) > 0
