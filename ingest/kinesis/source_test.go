@@ -136,7 +136,7 @@ func TestReshardExactlyOnceTwoProcessesWithLeases(t *testing.T) {
 	}
 	start := func(owner string) worker {
 		m, err := lease.NewTable(lease.Config{Client: ddb.Client(), Table: table, Pipeline: "clicks", Owner: owner,
-			RenewInterval: 150 * time.Millisecond, FailoverTime: 3 * time.Second, Logger: testLogger(t).With("worker", owner)})
+			RenewInterval: 300 * time.Millisecond, FailoverTime: 10 * time.Second, Logger: testLogger(t).With("worker", owner)})
 		if err != nil {
 			t.Fatal(err)
 		}
