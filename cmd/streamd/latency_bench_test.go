@@ -67,7 +67,7 @@ func BenchmarkProduceToVisibleLatency(b *testing.B) {
 
 		w := watchParquet(filepath.Join(dir, "out"), poll)
 		prodStart := time.Now()
-		pr := produceSteady(b, k, topic, parts, rate, produceFor, salesgen.Options{})
+		pr := produceSteady(b, k, topic, parts, rate, produceFor, 10*time.Millisecond, salesgen.Options{})
 		<-pr.done
 		producedFor += time.Since(prodStart)
 		if pr.err != nil {
@@ -213,8 +213,10 @@ type steadyProducer struct {
 
 // produceSteady writes sales records (ids from 0, keyed by id, round robin
 // over parts partitions, Kafka timestamp = produce time) at rate records/s
-// for d, in batches every 10 ms; read the fields once done is closed.
-func produceSteady(tb testing.TB, k *testenv.KafkaPeer, topic string, parts, rate int, d time.Duration, o salesgen.Options) *steadyProducer {
+// for d, in batches every tick; read the fields once done is closed. The
+// bad-record rates of o apply within each batch (salesgen counts from the
+// batch's first record), so a batch must be longer than the rates.
+func produceSteady(tb testing.TB, k *testenv.KafkaPeer, topic string, parts, rate int, d, tick time.Duration, o salesgen.Options) *steadyProducer {
 	tb.Helper()
 	cl := k.Client(tb, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	p := &steadyProducer{done: make(chan struct{}), sentAt: map[string]time.Time{}}
@@ -223,8 +225,8 @@ func produceSteady(tb testing.TB, k *testenv.KafkaPeer, topic string, parts, rat
 	go func() {
 		defer close(p.done)
 		start := time.Now()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
+		ticker := time.NewTicker(tick)
+		defer ticker.Stop()
 		sent := 0
 		for {
 			elapsed := time.Since(start)
@@ -255,7 +257,7 @@ func produceSteady(tb testing.TB, k *testenv.KafkaPeer, topic string, parts, rat
 			case <-ctx.Done():
 				p.err = ctx.Err()
 				return
-			case <-tick.C:
+			case <-ticker.C:
 			}
 		}
 	}()
@@ -431,4 +433,70 @@ func (c *child) stop(tb testing.TB, within time.Duration) time.Duration {
 		tb.Fatalf("%s did not exit within %v of SIGTERM", c.name, within)
 	}
 	return time.Since(start)
+}
+
+// TestSIGTERMUnderLoadKafka stops streamd with SIGTERM three times while
+// a producer keeps writing to a 4-partition kfake topic: each stop must
+// exit 0 within shutdown_timeout, and after restarts and a final drain
+// every produced record is in the output exactly once (by transaction_id,
+// the record key), every poison record dead-lettered once and every
+// filtered record nowhere.
+func TestSIGTERMUnderLoadKafka(t *testing.T) {
+	const (
+		topic, group    = "sales", "sigterm"
+		parts           = 4
+		shutdownTimeout = 10 * time.Second
+	)
+	k := testenv.Kafka(t)
+	k.CreateTopic(t, topic, parts)
+	dir := t.TempDir()
+	cfg := kafkaSalesConfig(t, dir, k.Addrs, topic, group, "{max_records: 3000, max_age: 1s}", ", session_timeout: 3s", "")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(data, []byte("shutdown_timeout: 20s"), []byte("shutdown_timeout: "+shutdownTimeout.String()), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr := produceSteady(t, k, topic, parts, 4000, 15*time.Second, 100*time.Millisecond, salesgen.Options{FilteredEvery: 41, MalformedEvery: 211, UncastableEvery: 307})
+	for run := 0; run < 3; run++ {
+		p := startStreamd(t, fmt.Sprintf("run %d", run), cfg)
+		before := groupCommitted(t, k, group, topic)
+		// Stop mid-stream: after this run committed something of its own.
+		waitUntil(t, 60*time.Second, fmt.Sprintf("run %d to commit", run), func() bool {
+			return groupCommitted(t, k, group, topic) > before+2000
+		})
+		select {
+		case <-pr.done:
+			t.Fatalf("the producer finished before SIGTERM %d: the stop was not under load", run)
+		default:
+		}
+		took := p.stop(t, shutdownTimeout+5*time.Second)
+		if took > shutdownTimeout {
+			t.Errorf("run %d: exit took %v after SIGTERM, more than shutdown_timeout %v", run, took, shutdownTimeout)
+		}
+		if !strings.Contains(p.out.String(), "streamd: pipeline sales: read") {
+			t.Fatalf("run %d printed no summary:\n%s", run, p.out.String())
+		}
+		t.Logf("run %d: exit 0 %v after SIGTERM; %d records committed", run, took.Round(time.Millisecond), groupCommitted(t, k, group, topic))
+	}
+	<-pr.done
+	if pr.err != nil {
+		t.Fatalf("produce: %v", pr.err)
+	}
+	p := startStreamd(t, "final", cfg)
+	waitUntil(t, 90*time.Second, "every record committed", func() bool {
+		return groupCommitted(t, k, group, topic) >= int64(len(pr.truths))
+	})
+	p.stop(t, shutdownTimeout+5*time.Second)
+	var bad int
+	for _, tr := range pr.truths {
+		if tr.Kind == salesgen.Malformed || tr.Kind == salesgen.Uncastable {
+			bad++
+		}
+	}
+	if bad == 0 {
+		t.Fatal("no poison record was produced: the dead-letter path was not exercised")
+	}
+	checkExactlyOnce(t, dir, pr.truths)
 }
