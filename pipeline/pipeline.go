@@ -375,7 +375,10 @@ type laneRun struct {
 }
 
 // report tells the budget what the lane buffers.
-func (l *laneRun) report() { l.acct.Set(l.openBytes.Load() + l.flushBytes.Load()) }
+func (l *laneRun) report() {
+	open := l.openBytes.Load()
+	l.acct.Set(open+l.flushBytes.Load(), open)
+}
 
 func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name string, st checkpoint.State, jobs chan<- job, fail func(error), all *sync.WaitGroup) *laneRun {
 	l := &laneRun{name: name, in: make(chan ingest.Chunk, 1), done: make(chan struct{}), acct: p.cfg.Budget.Account()}
@@ -508,9 +511,11 @@ func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batc
 		}
 	}
 	if n := first.Len(); n > 0 {
-		// Reserve at most a quarter of what the memory budget has left.
+		// Reserve at most a sixteenth of what the memory budget has left:
+		// with many lanes, reservations must not fill the budget by
+		// themselves; a batch that outgrows it grows by appending.
 		perRow := int64(first.MemSize()/n) + 1
-		rows = int(min(int64(rows), p.cfg.Budget.Free()/4/perRow))
+		rows = int(min(int64(rows), p.cfg.Budget.Free()/16/perRow))
 	}
 	rows = min(rows, 1<<20) // a hint, not a limit: keep the up-front reservation bounded
 	b.Reserve(rows+first.Len(), first.AvgBytesPerRow())
@@ -532,6 +537,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 	closeWindow := func(r window.Reason) {
 		segs <- segment{close: r}
 		w.Reset()
+		l.acct.SetClosable(false)
 		stopTimer()
 	}
 	// memoryFlush closes the open batch early when the budget asks, unless
@@ -574,6 +580,9 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 					l.mu.Lock()
 					l.starts = append(l.starts, now)
 					l.mu.Unlock()
+					if redo == nil {
+						l.acct.SetClosable(true) // a redo batch's range is fixed
+					}
 				}
 				n, reason := 0, window.Reason("")
 				for n < len(recs) {
@@ -612,6 +621,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 			if c.End {
 				segs <- segment{close: window.ReasonEnd, end: true}
 				w.Reset()
+				l.acct.SetClosable(false)
 				stopTimer()
 			}
 		case <-timerC:

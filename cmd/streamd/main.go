@@ -138,7 +138,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	if err := runConfig(ctx, cfg, budget.Bytes, red, log, stderr); err != nil {
+	// Buffered batches get 60% of the memory budget; the rest is for the
+	// runtime, records being decoded, encoders and the GC's headroom, so
+	// that memory_limit bounds the whole process.
+	if err := runConfig(ctx, cfg, budget.Bytes*6/10, red, log, stderr); err != nil {
 		var cfgErr *config.Error
 		if errors.As(err, &cfgErr) {
 			fmt.Fprintf(stderr, "streamd: invalid config:\n%v\n", err)
