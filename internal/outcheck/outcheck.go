@@ -148,8 +148,11 @@ func ReadDeadLetters(dir string) ([]DeadLetter, error) {
 	return out, nil
 }
 
-// TempFiles lists files under dir that are not complete outputs (names
-// that end neither in .parquet nor .jsonl); a finished run leaves none.
+// TempFiles lists files under dir that a reader would see but that are not
+// complete outputs: names that end neither in .parquet nor .jsonl and do not
+// start with a dot. Hidden (dot) files are what an interrupted write leaves;
+// Athena, Spark and DuckDB skip them, and streamd sweeps old ones at start.
+// A finished run leaves none.
 func TempFiles(dir string) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -159,7 +162,7 @@ func TempFiles(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".parquet") && !strings.HasSuffix(p, ".jsonl") {
+		if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") && !strings.HasSuffix(p, ".parquet") && !strings.HasSuffix(p, ".jsonl") {
 			out = append(out, p)
 		}
 		return nil
