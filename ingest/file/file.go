@@ -420,11 +420,21 @@ type chunkBuilder struct {
 	recs   []streamd.Record
 }
 
-// chunkBufs recycles chunk buffers once the pipeline has decoded them.
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, chunkBytes+64<<10); return &b }}
+// chunkFree recycles chunk buffers once the pipeline has decoded them. A
+// bounded free list rather than a sync.Pool: the pool drops its items at
+// every GC, which with this allocation rate means almost always, and fresh
+// megabyte buffers cost zeroing and page faults. Twelve buffers cover the
+// chunks a few lanes have in flight.
+var chunkFree = make(chan []byte, 12)
 
 func newChunkBuilder(lane string, header []byte) *chunkBuilder {
-	return &chunkBuilder{lane: lane, header: header, buf: (*chunkBufs.Get().(*[]byte))[:0]}
+	var buf []byte
+	select {
+	case buf = <-chunkFree:
+	default:
+		buf = make([]byte, 0, chunkBytes+64<<10)
+	}
+	return &chunkBuilder{lane: lane, header: header, buf: buf[:0], recs: make([]streamd.Record, 0, 1024)}
 }
 
 func (c *chunkBuilder) add(line []byte, off int64) *streamd.Record {
@@ -438,8 +448,10 @@ func (c *chunkBuilder) finish(end bool) ingest.Chunk {
 	buf := c.buf
 	release := func() {
 		if cap(buf) <= 2*(chunkBytes+64<<10) { // don't keep buffers a huge line grew
-			buf = buf[:0]
-			chunkBufs.Put(&buf)
+			select {
+			case chunkFree <- buf[:0]:
+			default:
+			}
 		}
 	}
 	return ingest.Chunk{Lane: c.lane, Header: c.header, Records: c.recs, End: end, Release: release}
