@@ -25,6 +25,13 @@ type Processor interface {
 	Schema() *streamd.Schema
 }
 
+// Recycler is implemented by a Processor that reuses the vectors of the
+// batches it returned: the pipeline hands each decoded segment back once it
+// has been appended to (copied into) the lane's open batch.
+type Recycler interface {
+	Recycle(b *streamd.Batch)
+}
+
 // Operator is a stateful, order-dependent step (dedup, rolling outlier
 // statistics) that the pipeline runs on each lane's decoded segments in
 // position order, after Processor.Process. Its per-lane state is saved with
@@ -442,6 +449,9 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 					open = p.newOpenBatch(name, b)
 				}
 				open.Append(b)
+				if r, ok := p.cfg.Processor.(Recycler); ok {
+					r.Recycle(b) // its rows are copied into the open batch
+				}
 				l.openBytes.Store(int64(open.MemSize()))
 				l.report()
 			}

@@ -66,3 +66,41 @@ func TestMetadataColumns(t *testing.T) {
 		t.Error("a metadata column of the wrong type compiled")
 	}
 }
+
+func TestRecycledBatchesDecodeLikeFreshOnes(t *testing.T) {
+	spec := Spec{Format: "jsonl", Columns: []ColumnSpec{
+		{Name: "id", Type: mustType(t, "string")},
+		{Name: "q", Type: mustType(t, "int32")},
+		{Name: "price", Type: mustType(t, "decimal(10,2)")},
+	}, Filters: []string{"q > 0"}}
+	p, err := Compile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := [][]string{
+		{`{"id":"a-long-identifier-0001","q":1,"price":"1.10"}`, `{"id":"b","q":0,"price":"2"}`, `not json`},
+		{`{"id":"c","q":3,"price":3}`},
+		{`{"id":"d","q":4,"price":"4.44"}`, `{"id":"e-another-quite-long-identifier","q":5,"price":"5.55"}`},
+	}
+	for round, ls := range lines {
+		recs := make([]streamd.Record, len(ls))
+		for i, l := range ls {
+			recs[i] = streamd.Record{Data: []byte(l), Pos: streamd.Position{Offset: int64(10*round + i)}}
+		}
+		fresh, err := Compile(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fresh.Process("l", nil, recs)
+		got := p.Process("l", nil, recs)
+		if got.Len() != want.Len() || got.Filtered != want.Filtered || len(got.Dead) != len(want.Dead) || got.Read != want.Read || !got.Accounted() {
+			t.Fatalf("round %d: recycled batch differs: %d rows %d filtered %d dead, want %d %d %d", round, got.Len(), got.Filtered, len(got.Dead), want.Len(), want.Filtered, len(want.Dead))
+		}
+		for i := 0; i < got.Len(); i++ {
+			if g, w := string(streamd.AppendRowJSON(nil, got, i)), string(streamd.AppendRowJSON(nil, want, i)); g != w {
+				t.Fatalf("round %d row %d: %s, want %s", round, i, g, w)
+			}
+		}
+		p.Recycle(got)
+	}
+}

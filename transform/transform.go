@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,10 +67,11 @@ type Program struct {
 	csvNames map[string][]int // CSV header name → columns
 	computed []int            // computed columns in order
 	filters  []*compiledExpr
-	stages   []stage         // Spec.Steps, compiled
-	out      *streamd.Schema // schema after the stages
-	eventCol int             // timestamp column named event_time in out, or -1
-	meta     []metaCol       // columns filled from Record.Meta
+	stages   []stage             // Spec.Steps, compiled
+	out      *streamd.Schema     // schema after the stages
+	eventCol int                 // timestamp column named event_time in out, or -1
+	meta     []metaCol           // columns filled from Record.Meta
+	free     chan *streamd.Batch // batches handed back by Recycle
 	workers  sync.Pool
 	// bytesPerRow is, per column, the value bytes per row seen in the last
 	// batch, to size the next batch's vectors.
@@ -79,7 +81,7 @@ type Program struct {
 // Compile checks a spec and compiles it into a Program. Errors name the
 // offending column or expression and wrap ErrSpec.
 func Compile(spec Spec) (*Program, error) {
-	p := &Program{eventCol: -1, root: &fieldLevel{}, csvNames: map[string][]int{}}
+	p := &Program{eventCol: -1, root: &fieldLevel{}, csvNames: map[string][]int{}, free: make(chan *streamd.Batch, 8)}
 	switch strings.ToLower(spec.Format) {
 	case "jsonl", "json", "ndjson", "":
 	case "csv":
@@ -223,7 +225,7 @@ type worker struct {
 // b.Accounted() holds. header is the lane's CSV header line (ignored for
 // JSON). Process is safe for concurrent use.
 func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *streamd.Batch {
-	b := streamd.NewBatch(p.schema, lane)
+	b := p.newBatch(lane)
 	p.reserve(b, recs)
 	w := p.workers.Get().(*worker)
 	defer p.workers.Put(w)
@@ -315,18 +317,18 @@ func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
 	}
 	for i := range b.Cols {
 		c := &b.Cols[i]
-		c.Valid = make([]bool, 0, n)
+		c.Valid = slices.Grow(c.Valid[:0], n)
 		switch streamd.StorageOf(c.Type) {
 		case streamd.StoreInt32:
-			c.Int32 = make([]int32, 0, n)
+			c.Int32 = slices.Grow(c.Int32[:0], n)
 		case streamd.StoreInt64:
-			c.Int64 = make([]int64, 0, n)
+			c.Int64 = slices.Grow(c.Int64[:0], n)
 		case streamd.StoreFloat64:
-			c.Float64 = make([]float64, 0, n)
+			c.Float64 = slices.Grow(c.Float64[:0], n)
 		case streamd.StoreBool:
-			c.Bool = make([]bool, 0, n)
+			c.Bool = slices.Grow(c.Bool[:0], n)
 		case streamd.StoreBytes:
-			c.Bytes.Offs = make([]int, 0, n+1)
+			c.Bytes.Offs = slices.Grow(c.Bytes.Offs[:0], n+1)
 			size := 16 * n
 			if c.Type.Kind != streamd.KindDecimal {
 				if per := p.bytesPerRow[i].Load(); per > 0 {
@@ -335,11 +337,38 @@ func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
 					size = total/(2*nBytes) + 16
 				}
 			}
-			c.Bytes.Data = make([]byte, 0, size)
+			c.Bytes.Data = slices.Grow(c.Bytes.Data[:0], size)
 		}
 	}
-	b.Pos = make([]streamd.Position, 0, n)
-	b.EventTime = make([]int64, 0, n)
+	b.Pos = slices.Grow(b.Pos[:0], n)
+	b.EventTime = slices.Grow(b.EventTime[:0], n)
+}
+
+// Recycle hands back a batch that Process returned once its rows have been
+// copied elsewhere (the pipeline appends each decoded segment to its open
+// batch); the next Process call reuses its vectors instead of allocating
+// and zeroing new ones. Batches of another schema (an operator added a
+// column) are left to the garbage collector.
+func (p *Program) Recycle(b *streamd.Batch) {
+	if b == nil || b.Schema != p.schema {
+		return
+	}
+	select {
+	case p.free <- b:
+	default:
+	}
+}
+
+// newBatch returns an empty batch for lane, recycled when one is free.
+func (p *Program) newBatch(lane string) *streamd.Batch {
+	select {
+	case b := <-p.free:
+		b.Reset()
+		b.Lane = lane
+		return b
+	default:
+		return streamd.NewBatch(p.schema, lane)
+	}
 }
 
 // decodeJSON decodes one JSON line into a new row of b.
