@@ -216,7 +216,7 @@ func TestReplayWritesEveryRecordOnce(t *testing.T) {
 func TestCrashReplayExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeSales(t, dir, 4, 55000, salesgen.Options{FilteredEvery: 53, MalformedEvery: 211, UncastableEvery: 307})
-	cfg := salesConfig(t, dir, "{max_records: 700, max_age: 1s}")
+	cfg := salesConfig(t, dir, "{max_records: 500, max_age: 1s}")
 	seed := time.Now().UnixNano()
 	t.Logf("kill schedule seed %d", seed)
 	rng := newRand(seed)
@@ -238,7 +238,7 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 			}
 			t.Logf("run finished before its kill (after %d kills)", kills)
 			attempt = 1 << 30 // finished: stop killing
-		case <-time.After(time.Duration(20+rng.IntN(400)) * time.Millisecond):
+		case <-time.After(time.Duration(15+rng.IntN(200)) * time.Millisecond):
 			_ = cmd.Process.Kill()
 			<-done
 			kills++
