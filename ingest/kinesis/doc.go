@@ -58,9 +58,14 @@
 //	streamd_kinesis_loss_events_total{stream}                        counter
 //	streamd_kinesis_corrupt_aggregates_total{stream}                 counter
 //	streamd_kinesis_shards_held{stream}                              gauge
+//	streamd_kinesis_subscriptions_total{stream}                      counter
 //
 // The shard label is bounded by the leases this process holds: a shard's
 // series is deleted when it stops reading it.
 //
-// Enhanced fan-out (SubscribeToShard) is not implemented.
+// With Config.EnhancedFanOut each shard is read by SubscribeToShard
+// subscriptions (renewed when they end or fail) instead of GetRecords
+// polling; the lease, resume and End semantics are the same. It was tested
+// only against a protocol-level fake of the event stream (kinesalite has
+// no enhanced fan-out).
 package kinesis

@@ -18,6 +18,9 @@ type metrics struct {
 	lost       *prometheus.CounterVec // {stream}
 	corrupt    *prometheus.CounterVec // {stream}
 	shardsHeld *prometheus.GaugeVec   // {stream}
+	// subscriptions counts SubscribeToShard calls that opened a stream
+	// (enhanced fan-out only).
+	subscriptions *prometheus.CounterVec // {stream}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_kinesis_shards_held",
 			Help: "Shards this process is reading.",
 		}, []string{"stream"}),
+		subscriptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_kinesis_subscriptions_total",
+			Help: "Enhanced fan-out subscriptions opened (SubscribeToShard), including re-subscriptions after one ended or failed.",
+		}, []string{"stream"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -75,6 +82,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.shardsHeld, err = register(reg, m.shardsHeld)
+	}
+	if err == nil {
+		m.subscriptions, err = register(reg, m.subscriptions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("register kinesis metrics: %w", err)

@@ -65,6 +65,10 @@ type Config struct {
 	// MaxBackoff caps the exponential backoff (with jitter) after a
 	// throttled or failed call (default 10s; it starts at PollInterval).
 	MaxBackoff time.Duration
+	// EnhancedFanOut, when set, reads each shard with SubscribeToShard
+	// (see EnhancedFanOut; the client must implement FanOutAPI). Default
+	// nil: GetRecords polling.
+	EnhancedFanOut *EnhancedFanOut
 	// Registerer receives the source's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives shard changes and errors; nil discards them.
@@ -87,6 +91,10 @@ type Source struct {
 	afterStop map[string]*reader
 	wake      chan struct{}    // asks Run for an early lease tick / listing
 	behind    map[string]int64 // MillisBehindLatest per shard read
+
+	efo         FanOutAPI  // the client, with EnhancedFanOut
+	efoMu       sync.Mutex // serializes consumer registration
+	consumerARN string     // guarded by efoMu
 }
 
 // reader is the state of one leased shard.
@@ -130,6 +138,10 @@ func New(client API, cfg Config) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("new kinesis source: start %q is not trim_horizon, latest or at_timestamp", cfg.Start)
 	}
+	efo, err := checkFanOut(client, cfg.EnhancedFanOut)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Leases == nil {
 		cfg.Leases = lease.NewLocal()
 	}
@@ -156,11 +168,15 @@ func New(client API, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new kinesis source: %w", err)
 	}
-	return &Source{
-		client: client, cfg: cfg, log: log.With(slog.String("stream", cfg.Stream)), m: m,
+	src := &Source{
+		client: client, cfg: cfg, efo: efo, log: log.With(slog.String("stream", cfg.Stream)), m: m,
 		shards: map[string]lease.Shard{}, readers: map[string]*reader{}, afterStop: map[string]*reader{},
 		wake: make(chan struct{}, 1), behind: map[string]int64{},
-	}, nil
+	}
+	if efo != nil {
+		src.consumerARN = cfg.EnhancedFanOut.ConsumerARN
+	}
+	return src, nil
 }
 
 func (s *Source) poke() {
@@ -484,6 +500,9 @@ func (s *Source) finish(ctx context.Context, r *reader) {
 
 // read reads one shard until it ends or ctx is done.
 func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	if s.efo != nil {
+		return s.readFanOut(ctx, r, resume, out)
+	}
 	from, ok, err := resume.Resume(ctx, r.shard)
 	if err != nil {
 		return err
