@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/kinesis"
@@ -37,6 +38,7 @@ type fanOutFake struct {
 	closeEvery int           // events per subscription before it ends (0: lifetime only)
 	failAfter  int           // send an exception once the subscription reached this record (0: never)
 	lifetime   time.Duration // a subscription's longest life (Kinesis: 5 minutes)
+	trimmed    int           // records before this one are past retention
 
 	mu        sync.Mutex
 	visible   int // records readable; the shard is closed once all are
@@ -127,11 +129,15 @@ func (f *fanOutFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.starts = append(f.starts, in.StartingPosition.Type+" "+in.StartingPosition.SequenceNumber)
-		next := 0
+		next := f.trimmed
 		switch in.StartingPosition.Type {
 		case "TRIM_HORIZON":
 		case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
 			fmt.Sscanf(strings.TrimPrefix(in.StartingPosition.SequenceNumber, "4960000000000000000000000000000000000000"), "%d", &next)
+			if next < f.trimmed {
+				fakeError(w, "InvalidArgumentException", "sequence number "+in.StartingPosition.SequenceNumber+" is past the retention")
+				return
+			}
 			if in.StartingPosition.Type == "AFTER_SEQUENCE_NUMBER" {
 				next++
 			}
@@ -365,5 +371,40 @@ func TestEnhancedFanOutUnknownConsumerFails(t *testing.T) {
 	err = src.Run(ctx, noResume{}, make(chan ingest.Chunk, 16))
 	if err == nil || !strings.Contains(err.Error(), "ResourceNotFound") {
 		t.Fatalf("Run: %v, want ResourceNotFoundException", err)
+	}
+}
+
+// TestEnhancedFanOutResume: a checkpoint still in the shard resumes after
+// the committed record and reports no loss; one the service refuses (past
+// retention) reads from the trim horizon and reports the loss.
+func TestEnhancedFanOutResume(t *testing.T) {
+	tests := []struct {
+		name      string
+		trimmed   int
+		committed int
+		wantFirst int
+		wantLoss  float64
+	}{
+		{name: "checkpoint in the shard", committed: 30, wantFirst: 31},
+		{name: "checkpoint past retention", trimmed: 40, committed: 30, wantFirst: 40, wantLoss: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFanOutFake(60)
+			f.trimmed, f.consumer = tc.trimmed, true
+			cfg := fastConfig(fakeStream, prometheus.NewRegistry(), testLogger(t))
+			cfg.EnhancedFanOut = &kinesis.EnhancedFanOut{ConsumerARN: fakeConsumer}
+			src, err := kinesis.New(fakeClient(t, f), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := collect(t, src, fixedResumer{streamd.Position{Seq: fakeSeq(tc.committed)}}, 60-tc.wantFirst)
+			if got[0].Pos.Seq != fakeSeq(tc.wantFirst) || len(got) != 60-tc.wantFirst {
+				t.Fatalf("got %d records from %s, want %d from %s", len(got), got[0].Pos, 60-tc.wantFirst, fakeSeq(tc.wantFirst))
+			}
+			if n := value(src.Metrics().Lost.WithLabelValues(fakeStream)); n != tc.wantLoss {
+				t.Fatalf("loss events %v, want %v", n, tc.wantLoss)
+			}
+		})
 	}
 }
