@@ -429,8 +429,11 @@ func buildSource(ctx context.Context, cfg *config.Config, pc config.Pipeline, st
 				return nil, fmt.Errorf("pipeline %q: kinesis source: timestamp: %w", pc.Name, err)
 			}
 		}
-		src, err := kinesis.New(awskinesis.NewFromConfig(awsCfg), kinesis.Config{
-			Stream: pc.Source.Stream, Start: pc.Source.Start, Timestamp: at, Leases: leases, Registerer: reg, Logger: log})
+		kcfg := kinesis.Config{Stream: pc.Source.Stream, Start: pc.Source.Start, Timestamp: at, Leases: leases, Registerer: reg, Logger: log}
+		if e := pc.Source.EnhancedFanOut; e != nil {
+			kcfg.EnhancedFanOut = &kinesis.EnhancedFanOut{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
+		}
+		src, err := kinesis.New(awskinesis.NewFromConfig(awsCfg), kcfg)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
 		}

@@ -111,6 +111,9 @@ type Source struct {
 	// Timestamp is where a kinesis shard without a checkpoint starts when
 	// start is at_timestamp (RFC 3339).
 	Timestamp string `yaml:"timestamp,omitempty"`
+	// EnhancedFanOut reads kinesis shards with SubscribeToShard instead of
+	// polling GetRecords; set exactly one of its keys.
+	EnhancedFanOut *EnhancedFanOutConfig `yaml:"enhanced_fan_out,omitempty"`
 
 	// Table is the DynamoDB table whose stream dynamodb_streams reads.
 	Table string `yaml:"table,omitempty"`
@@ -142,6 +145,14 @@ type Source struct {
 	Follow bool `yaml:"follow,omitempty"`
 	// PollInterval is how often a followed file is checked (default 250ms).
 	PollInterval Duration `yaml:"poll_interval,omitempty"`
+}
+
+// EnhancedFanOutConfig selects the Kinesis consumer for enhanced fan-out.
+type EnhancedFanOutConfig struct {
+	// ConsumerName registers (or reuses) a stream consumer of this name.
+	ConsumerName string `yaml:"consumer_name,omitempty"`
+	// ConsumerARN uses an existing stream consumer.
+	ConsumerARN string `yaml:"consumer_arn,omitempty"`
 }
 
 // KafkaTLS configures TLS for a kafka source.

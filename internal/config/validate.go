@@ -275,6 +275,7 @@ var sourceKeys = map[string][]string{
 	"start":              {SourceKafka, SourceKinesis, SourceDynamoDBStreams},
 	"stream":             {SourceKinesis},
 	"timestamp":          {SourceKinesis},
+	"enhanced_fan_out":   {SourceKinesis},
 	"table":              {SourceDynamoDBStreams},
 	"stream_arn":         {SourceDynamoDBStreams},
 	"idle_interval":      {SourceDynamoDBStreams},
@@ -364,6 +365,9 @@ func (v *validator) source(sp string, s *Source) {
 			v.required(sp+".stream", "for a kinesis source")
 		}
 		v.oneOf(sp+".start", s.Start, "trim_horizon", "latest", "at_timestamp")
+		if e := s.EnhancedFanOut; e != nil && (e.ConsumerName == "") == (e.ConsumerARN == "") {
+			v.fail(sp+".enhanced_fan_out", ErrInvalidValue, "set exactly one of consumer_name and consumer_arn")
+		}
 		if s.Start == "at_timestamp" {
 			if _, err := time.Parse(time.RFC3339, s.Timestamp); err != nil {
 				v.fail(sp+".timestamp", ErrInvalidValue, "start at_timestamp needs an RFC 3339 timestamp, got %q", s.Timestamp)
