@@ -14,28 +14,13 @@ import (
 
 	"github.com/streamd/streamd/internal/outcheck"
 	"github.com/streamd/streamd/internal/salesgen"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // streamdBin is the binary built from this package for end-to-end tests.
 var streamdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "streamd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	streamdBin = filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", streamdBin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build streamd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithStreamd(m, &streamdBin)) }
 
 // salesSchema is the contract's sales schema as config YAML.
 const salesSchema = `    schema:

@@ -23,23 +23,7 @@ import (
 // streamdBin is the binary built from cmd/streamd for these tests.
 var streamdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "streamd-kafka-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	streamdBin = filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", streamdBin, "../../../cmd/streamd")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build streamd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithStreamd(m, &streamdBin)) }
 
 // salesSchema is the contract's sales schema as config YAML.
 const salesSchema = `    schema:

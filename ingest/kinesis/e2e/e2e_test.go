@@ -27,29 +27,7 @@ import (
 // streamdBin is the binary built from cmd/streamd for these tests.
 var streamdBin string
 
-func TestMain(m *testing.M) {
-	// STREAMD_E2E_BIN runs a prebuilt binary instead (a build with wiring
-	// not yet in cmd/streamd).
-	if b := os.Getenv("STREAMD_E2E_BIN"); b != "" {
-		streamdBin = b
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "streamd-kinesis-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	streamdBin = filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", streamdBin, "../../../cmd/streamd")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build streamd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithStreamd(m, &streamdBin)) }
 
 // TestSharedStreamSurvivesKillAndReshard: two streamd processes share a
 // 4-shard stream through leases in the DynamoDB checkpoint table; shard 0

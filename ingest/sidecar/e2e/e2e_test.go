@@ -24,28 +24,13 @@ import (
 	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 
 	"github.com/streamd/streamd/internal/outcheck"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // streamdBin is built from ../../../cmd/streamd for these tests.
 var streamdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "streamd-sidecar-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	streamdBin = filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", streamdBin, "../../../cmd/streamd")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build streamd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithStreamd(m, &streamdBin)) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
