@@ -160,6 +160,9 @@ func TestReshardExactlyOnceTwoProcessesWithLeases(t *testing.T) {
 	err := produce(ctx, c, stream, keys, perKey, func(n int) error {
 		if n == perKey/6 {
 			b = start("worker-b") // joins mid-stream: leases are balanced by hand-over
+			// Produce on only once b holds a shard, so both workers read part
+			// of the stream however fast a reads (a timing race otherwise).
+			waitFor(t, time.Minute, "worker-b to take over a shard", func() bool { return len(b.leases.Held()) > 0 })
 		}
 		return reshard(n)
 	})
