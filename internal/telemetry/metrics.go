@@ -47,6 +47,10 @@ type Metrics struct {
 
 	mu       sync.Mutex
 	maxEvent map[string]int64 // pipeline → largest committed event time, µs
+
+	// records guards the five record counters together, so that a scrape
+	// never sees a batch counted in some of them and not yet in others.
+	records recordCounters
 }
 
 // MetricsOption configures NewMetrics.
@@ -142,8 +146,9 @@ func NewMetrics(reg prometheus.Registerer, opts ...MetricsOption) (*Metrics, err
 		}, pl),
 		lanes: newLaneCollector(o.now),
 	}
+	m.records.vecs = []*prometheus.CounterVec{m.read, m.written, m.filtered, m.dedup, m.dead}
 	cs := []prometheus.Collector{
-		m.read, m.written, m.filtered, m.dedup, m.dead, m.inBytes, m.batches, m.batchRecords,
+		&m.records, m.inBytes, m.batches, m.batchRecords,
 		m.flushDuration, m.flushFailures, m.commits, m.lastCommit, m.eventTime, m.lanes,
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -181,11 +186,13 @@ func (m *Metrics) AddPipeline(name string) {
 // Flushed implements pipeline.Observer: b was committed after took (intent,
 // writes and commit, retries included); reason is why its window closed.
 func (m *Metrics) Flushed(pipeline string, reason window.Reason, b *streamd.Batch, took time.Duration) {
+	m.records.mu.Lock()
 	m.read.WithLabelValues(pipeline).Add(float64(b.Read))
 	m.written.WithLabelValues(pipeline).Add(float64(b.Len()))
 	m.filtered.WithLabelValues(pipeline).Add(float64(b.Filtered))
 	m.dedup.WithLabelValues(pipeline).Add(float64(b.Deduplicated))
 	m.dead.WithLabelValues(pipeline).Add(float64(len(b.Dead)))
+	m.records.mu.Unlock()
 	m.inBytes.WithLabelValues(pipeline).Add(float64(b.Bytes))
 	m.batches.WithLabelValues(pipeline, string(reason)).Inc()
 	m.batchRecords.WithLabelValues(pipeline).Observe(float64(b.Read))
@@ -227,3 +234,26 @@ func (m *Metrics) WatchLanes(pipeline string, s LaneStatser, perLane bool) {
 
 // UnwatchLanes stops exporting the lane gauges of pipeline.
 func (m *Metrics) UnwatchLanes(pipeline string) { m.lanes.unwatch(pipeline) }
+
+// recordCounters collects the record counters under one lock (see
+// Metrics.records).
+type recordCounters struct {
+	mu   sync.RWMutex
+	vecs []*prometheus.CounterVec
+}
+
+// Describe implements prometheus.Collector.
+func (r *recordCounters) Describe(ch chan<- *prometheus.Desc) {
+	for _, v := range r.vecs {
+		v.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector: all five counters as of one moment.
+func (r *recordCounters) Collect(ch chan<- prometheus.Metric) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, v := range r.vecs {
+		v.Collect(ch)
+	}
+}
