@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,30 @@ type Operator interface {
 	// committed with the batch that ends there.
 	Snapshot(lane string) ([]byte, error)
 	// Forget drops the lane's state (the lane was revoked).
+	Forget(lane string)
+}
+
+// Evolver is implemented by a Processor whose schema is not declared but
+// inferred from the records at run time, growing as they bring new fields
+// (transform.Evolver). Process decodes optimistically with the lane's
+// current schema; the assembler then settles each decoded segment in
+// position order, before the operators, so that the schema and rows do not
+// depend on how records were cut into segments or raced through the decode
+// workers. When a settled segment carries a newer schema than the open
+// batch, the open batch is widened to it: a window still writes one file
+// per partition, in the window's last schema. The lane's schema is saved
+// with every commit, beside the operators' state, so a redo rebuilds the
+// same schema.
+type Evolver interface {
+	// Settle returns the segment in the lane's settled schema, evolving
+	// that schema with the segment's records.
+	Settle(lane string, b *streamd.Batch) (*streamd.Batch, error)
+	// Widen returns b's rows in s, a later schema of b's lane; b must not
+	// be used after.
+	Widen(b *streamd.Batch, s *streamd.Schema) (*streamd.Batch, error)
+	// Restore, Snapshot and Forget are as for Operator.
+	Restore(lane string, state []byte) error
+	Snapshot(lane string) ([]byte, error)
 	Forget(lane string)
 }
 
@@ -297,9 +322,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			go func() {
 				defer lanesWG.Done()
 				<-l.done
-				if p.cfg.Operator != nil {
-					p.cfg.Operator.Forget(l.name)
-				}
+				p.forget(l.name)
 				if c.Released != nil {
 					close(c.Released)
 				}
@@ -312,8 +335,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				delete(releasing, c.Lane)
 			}
 			st, err := p.cfg.Store.Load(flushCtx, p.cfg.Name, c.Lane)
-			if err == nil && p.cfg.Operator != nil {
-				err = p.cfg.Operator.Restore(c.Lane, st.OpState)
+			if err == nil {
+				err = p.restore(c.Lane, st.OpState)
 			}
 			if err != nil {
 				fail(fmt.Errorf("load lane %q: %w", c.Lane, err))
@@ -433,9 +456,17 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 		defer close(flushes)
 		var open *streamd.Batch
 		failed := false
+		ev, _ := p.cfg.Processor.(Evolver)
 		for s := range segs {
 			if s.res != nil {
 				b := <-s.res
+				if ev != nil && !failed {
+					var err error
+					if b, err = ev.Settle(name, b); err != nil {
+						failed = true
+						fail(fmt.Errorf("settle schema on lane %q: %w", name, err))
+					}
+				}
 				if p.cfg.Operator != nil && !failed {
 					if err := p.cfg.Operator.Apply(name, b); err != nil {
 						failed = true
@@ -447,6 +478,13 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 				}
 				if open == nil {
 					open = p.newOpenBatch(name, b)
+				} else if ev != nil && open.Schema != b.Schema {
+					var err error
+					if open, err = ev.Widen(open, b.Schema); err != nil {
+						failed = true
+						fail(fmt.Errorf("widen open batch of lane %q: %w", name, err))
+						continue
+					}
 				}
 				open.Append(b)
 				if r, ok := p.cfg.Processor.(Recycler); ok {
@@ -457,15 +495,13 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 			}
 			if s.close != "" && open != nil && open.Read > 0 && !failed {
 				f := flush{b: open, reason: s.close}
-				if p.cfg.Operator != nil {
-					st, err := p.cfg.Operator.Snapshot(name)
-					if err != nil {
-						failed = true
-						fail(fmt.Errorf("snapshot operators on lane %q: %w", name, err))
-						continue
-					}
-					f.state = st
+				st, err := p.snapshot(name)
+				if err != nil {
+					failed = true
+					fail(err)
+					continue
 				}
+				f.state = st
 				f.size = l.openBytes.Swap(0)
 				l.flushBytes.Add(f.size)
 				flushes <- f
@@ -507,6 +543,61 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 		}
 	}()
 	return l
+}
+
+// restore sets a starting lane's evolving schema and operator state from
+// its committed state. With an Evolver the state is framed as
+// uvarint(len(schema state)) · schema state · operator state; without one
+// it is the operator state alone.
+func (p *Pipeline) restore(lane string, state []byte) error {
+	if ev, ok := p.cfg.Processor.(Evolver); ok {
+		var evState []byte
+		if len(state) > 0 {
+			n, k := binary.Uvarint(state)
+			if k <= 0 || uint64(len(state)-k) < n {
+				return fmt.Errorf("restore lane %q: truncated schema state (%d bytes)", lane, len(state))
+			}
+			evState, state = state[k:k+int(n)], state[k+int(n):]
+		}
+		if err := ev.Restore(lane, evState); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Operator != nil {
+		return p.cfg.Operator.Restore(lane, state)
+	}
+	return nil
+}
+
+// snapshot returns the lane's state to commit (see restore).
+func (p *Pipeline) snapshot(lane string) ([]byte, error) {
+	var out []byte
+	if ev, ok := p.cfg.Processor.(Evolver); ok {
+		st, err := ev.Snapshot(lane)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot schema of lane %q: %w", lane, err)
+		}
+		out = binary.AppendUvarint(out, uint64(len(st)))
+		out = append(out, st...)
+	}
+	if p.cfg.Operator != nil {
+		st, err := p.cfg.Operator.Snapshot(lane)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot operators on lane %q: %w", lane, err)
+		}
+		out = append(out, st...)
+	}
+	return out, nil
+}
+
+// forget drops a revoked lane's schema and operator state.
+func (p *Pipeline) forget(lane string) {
+	if ev, ok := p.cfg.Processor.(Evolver); ok {
+		ev.Forget(lane)
+	}
+	if p.cfg.Operator != nil {
+		p.cfg.Operator.Forget(lane)
+	}
 }
 
 // newOpenBatch returns an empty batch sized, from its first segment first,

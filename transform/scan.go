@@ -87,6 +87,10 @@ type jsonScanner struct {
 	toks  []token
 	err   string
 	keyBf []byte
+	// unknown is set when the record's top-level object has a non-null
+	// value under a key the program does not read (schema evolution looks
+	// for it).
+	unknown bool
 }
 
 func (s *jsonScanner) fail(msg string) bool {
@@ -118,6 +122,7 @@ func (s *jsonScanner) ws() {
 func (s *jsonScanner) scanRecord(root *fieldLevel) bool {
 	s.pos = 0
 	s.err = ""
+	s.unknown = false
 	s.ws()
 	if s.pos >= len(s.data) {
 		return s.fail("empty record")
@@ -187,6 +192,8 @@ func (s *jsonScanner) object(node *fieldLevel, depth int) bool {
 			for _, c := range f.cols {
 				s.toks[c] = t
 			}
+		} else if depth == 0 && t.kind != kNull {
+			s.unknown = true
 		}
 		s.ws()
 		if s.pos >= len(s.data) {

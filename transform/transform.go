@@ -225,7 +225,16 @@ type worker struct {
 // b.Accounted() holds. header is the lane's CSV header line (ignored for
 // JSON). Process is safe for concurrent use.
 func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *streamd.Batch {
+	b, _ := p.process(lane, header, recs)
+	return b
+}
+
+// process is Process that also reports whether a record had a non-null
+// top-level field the program does not read, or a value that failed its
+// cast: what tells schema evolution (Evolver) to look closer.
+func (p *Program) process(lane string, header []byte, recs []streamd.Record) (*streamd.Batch, bool) {
 	b := p.newBatch(lane)
+	flagged := false
 	p.reserve(b, recs)
 	w := p.workers.Get().(*worker)
 	defer p.workers.Put(w)
@@ -247,6 +256,7 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 			msg = p.decodeCSV(w, b, &h, rec.Data)
 		} else {
 			msg = p.decodeJSON(w, b, rec.Data)
+			flagged = flagged || w.sc.unknown || (msg != "" && w.sc.err == "")
 		}
 		if msg != "" {
 			b.AddDead(rec.Pos, msg, rec.Data)
@@ -283,7 +293,7 @@ func (p *Program) Process(lane string, header []byte, recs []streamd.Record) *st
 			}
 		}
 	}
-	return b
+	return b, flagged
 }
 
 // compactRowRec keeps w.rowRec in step with b.Keep(keep).
