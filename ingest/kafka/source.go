@@ -110,7 +110,7 @@ func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- inge
 	}
 	r := &runner{
 		cfg: s.cfg, log: s.log, resume: resume, out: out, m: m,
-		lanes: map[string]*laneState{},
+		lanes: map[string]*laneState{}, caughtUp: make(chan struct{}, 1),
 	}
 	opts, err := s.clientOpts(ctx, r)
 	if err != nil {
@@ -255,6 +255,11 @@ type runner struct {
 	// commitMu serialises group offset commits, so a commit that a revoke
 	// waits for is never overtaken by an older one.
 	commitMu sync.Mutex
+
+	// caughtUp wakes the commit loop early (buffered 1): a lane's durable
+	// position reached its high watermark, so its group offset is
+	// committed at once instead of at the next CommitInterval tick.
+	caughtUp chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	lanes   map[string]*laneState
@@ -439,10 +444,20 @@ func (r *runner) committed(lane string, pos streamd.Position) {
 	}
 	if st.hwm >= 0 {
 		r.m.setLag(st.topic, st.partition, st.hwm-st.next)
+		if st.pending && st.next >= st.hwm {
+			// Caught up: nothing more is coming soon, so waiting for the
+			// tick only delays what lag tools see. This costs at most one
+			// commit per flushed batch, and only while the lane is idle.
+			select {
+			case r.caughtUp <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-// commitLoop commits pending group offsets every CommitInterval.
+// commitLoop commits pending group offsets every CommitInterval, and at
+// once when a lane caught up with its high watermark.
 func (r *runner) commitLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.CommitInterval)
 	defer t.Stop()
@@ -451,9 +466,10 @@ func (r *runner) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := r.commitPending(nil); err != nil {
-				r.log.Warn("commit group offsets; retrying at the next interval", slog.String("error", err.Error()))
-			}
+		case <-r.caughtUp:
+		}
+		if err := r.commitPending(nil); err != nil {
+			r.log.Warn("commit group offsets; retrying at the next interval", slog.String("error", err.Error()))
 		}
 	}
 }
