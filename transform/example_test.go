@@ -47,3 +47,33 @@ func Example() {
 	// dead at 84 column "quantity": cannot cast "abc" to int32: not a number
 	// read 3 filtered 1 accounted true
 }
+
+// An Evolver infers the schema from the records: a new field becomes a new
+// nullable column and an integer column meeting a fraction widens.
+func ExampleEvolver() {
+	ev, err := transform.NewEvolver(transform.EvolveOptions{})
+	if err != nil {
+		panic(err)
+	}
+	recs := []streamd.Record{
+		{Data: []byte(`{"id":"a","qty":1}`), Pos: streamd.Position{Offset: 0}},
+		{Data: []byte(`{"id":"b","qty":2.5,"coupon":"X1"}`), Pos: streamd.Position{Offset: 1}},
+		{Data: []byte(`{"id":"c","qty":"lots"}`), Pos: streamd.Position{Offset: 2}},
+	}
+	b := ev.Process("lane-1", nil, recs)
+	// The pipeline settles each segment in position order.
+	b, err = ev.Settle("lane-1", b)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(b.Schema.Fingerprint())
+	for i := range b.Len() {
+		fmt.Println(string(streamd.AppendRowJSON(nil, b, i)))
+	}
+	fmt.Println("dead:", b.Dead[0].Error)
+	// Output:
+	// id:string,qty:float64,coupon:string
+	// {"id":"a","qty":1,"coupon":null}
+	// {"id":"b","qty":2.5,"coupon":"X1"}
+	// dead: column "qty": cannot cast "lots" to float64
+}

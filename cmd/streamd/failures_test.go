@@ -26,6 +26,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			[]string{":5:", "integer32"}},
 		{"MissingSinkPath", "pipelines:\n  - name: p\n    source: {type: file, paths: [a]}\n    sink: {type: parquet}\n",
 			[]string{":4:", "path"}},
+		{"CSVWithoutSchema", "pipelines:\n  - name: p\n    source: {type: file, paths: [a], format: csv}\n    sink: {type: parquet, path: out}\n",
+			[]string{"schema", "required for csv input"}},
+		{"TransformsWithoutSchema", "pipelines:\n  - name: p\n    source: {type: file, paths: [a]}\n    transforms:\n      - filter: \"q > 1\"\n    sink: {type: parquet, path: out}\n",
+			[]string{":4:", "transforms", "need a declared schema"}},
 		{"UnsetEnv", "pipelines:\n  - name: p\n    source: {type: file, paths: [\"${STREAMD_TEST_UNSET_VAR}\"]}\n    sink: {type: parquet, path: out}\n",
 			[]string{":3:", "STREAMD_TEST_UNSET_VAR"}},
 	}

@@ -33,6 +33,7 @@ const usage = `usage:
   streamd run --config FILE [--log-level debug|info|warn|error]
   streamd validate --config FILE
   streamd infer --config FILE [--pipeline NAME] [--sample N] [--nested json|flatten] [--separator _]
+  streamd schema --config FILE [--pipeline NAME]
   streamd checkpoints --config FILE [--pipeline NAME] [--json]
   streamd health [--url URL] [--timeout D]
   streamd version
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runInfer(rest, stdout, stderr)
 	case "checkpoints":
 		return runCheckpoints(rest, stdout, stderr)
+	case "schema":
+		return runSchema(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(rest, stdout, stderr)
 	case "version", "--version", "-version":

@@ -202,11 +202,29 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeSales(t, dir, 4, 55000, salesgen.Options{FilteredEvery: 53, MalformedEvery: 211, UncastableEvery: 307})
 	cfg := salesConfig(t, dir, "{max_records: 500, max_age: 1s}")
+	kills := killRepeatedly(t, dir, cfg, 25, 200, 15*time.Millisecond, 200*time.Millisecond)
+	if kills < 20 {
+		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
+	}
+	out, err := runStreamd(t, dir, "run", "--config", cfg)
+	if err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	t.Logf("after %d kills: %s", kills, lastLine(out))
+	checkExactlyOnce(t, dir, truths)
+}
+
+// killRepeatedly starts streamd run on cfg and SIGKILLs it after a random
+// delay in [minDelay, minDelay+spread), up to want times within attempts
+// starts, stopping early when a run finishes on its own. It returns the
+// number of kills.
+func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay, spread time.Duration) int {
+	t.Helper()
 	seed := time.Now().UnixNano()
 	t.Logf("kill schedule seed %d", seed)
 	rng := newRand(seed)
 	kills := 0
-	for attempt := 0; kills < 25 && attempt < 200; attempt++ {
+	for attempt := 0; kills < want && attempt < attempts; attempt++ {
 		cmd := exec.Command(streamdBin, "run", "--config", cfg)
 		cmd.Dir = dir
 		var out bytes.Buffer
@@ -222,22 +240,14 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 				t.Fatalf("streamd exited early: %v\n%s", err, out.String())
 			}
 			t.Logf("run finished before its kill (after %d kills)", kills)
-			attempt = 1 << 30 // finished: stop killing
-		case <-time.After(time.Duration(15+rng.IntN(200)) * time.Millisecond):
+			return kills
+		case <-time.After(minDelay + time.Duration(rng.Int64N(int64(spread)))):
 			_ = cmd.Process.Kill()
 			<-done
 			kills++
 		}
 	}
-	if kills < 20 {
-		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
-	}
-	out, err := runStreamd(t, dir, "run", "--config", cfg)
-	if err != nil {
-		t.Fatalf("final run: %v\n%s", err, out)
-	}
-	t.Logf("after %d kills: %s", kills, lastLine(out))
-	checkExactlyOnce(t, dir, truths)
+	return kills
 }
 
 func lastLine(s string) string {

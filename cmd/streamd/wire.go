@@ -260,6 +260,7 @@ func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg 
 		pq, err := parquet.New(store, pc.Name, parquet.Options{
 			Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
 			RowGroupBytes: int64(pc.Sink.RowGroupBytes), TargetFileBytes: int64(pc.Sink.TargetFileSize),
+			RecordSchemas: inferredSchema(pc),
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
@@ -321,9 +322,11 @@ func loadAWS(ctx context.Context, region string) (aws.Config, error) {
 
 // compileTransforms builds the pipeline's decode + stateless program and,
 // when a stateful step (dedup, outliers, IsUnique) is configured, the
-// operator chain that runs from the first stateful step on. It does no I/O,
-// so `streamd validate` runs it too.
-func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.Logger) (*transform.Program, pipeline.Operator, error) {
+// operator chain that runs from the first stateful step on. A JSON pipeline
+// without a schema gets an Evolver that infers the schema at run time,
+// seeded with the partition columns as strings. It does no I/O, so
+// `streamd validate` runs it too.
+func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.Logger) (pipeline.Processor, pipeline.Operator, error) {
 	spec := transform.Spec{Format: pc.Source.Format}
 	for _, c := range pc.Schema {
 		t, err := streamd.ParseType(c.Type)
@@ -337,7 +340,7 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 		spec.Columns = cdcColumns()
 	}
 	if len(spec.Columns) == 0 {
-		return nil, nil, fmt.Errorf("pipeline %q: schema inference at run time is not available yet; declare schema (streamd infer prints one)", pc.Name)
+		return evolver(pc)
 	}
 	steps := make([]transform.Step, 0, len(pc.Transforms))
 	for _, tr := range pc.Transforms {
@@ -358,6 +361,29 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
 	}
 	return prog, chain, nil
+}
+
+// inferredSchema reports whether the pipeline's schema is inferred at run
+// time.
+func inferredSchema(pc config.Pipeline) bool {
+	return len(pc.Schema) == 0 && pc.Source.Type != "dynamodb_streams"
+}
+
+// evolver is the processor of a pipeline whose schema is inferred at run
+// time (config validation has refused CSV input and transforms).
+func evolver(pc config.Pipeline) (pipeline.Processor, pipeline.Operator, error) {
+	if strings.EqualFold(pc.Source.Format, "csv") || len(pc.Transforms) > 0 {
+		return nil, nil, fmt.Errorf("pipeline %q: a schema is inferred at run time only for JSON input without transforms; declare schema (streamd infer prints one)", pc.Name)
+	}
+	var seed []streamd.Field
+	for _, name := range pc.Sink.PartitionBy {
+		seed = append(seed, streamd.Field{Name: name, Type: streamd.Type{Kind: streamd.KindString}})
+	}
+	ev, err := transform.NewEvolver(transform.EvolveOptions{Seed: seed})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+	}
+	return ev, nil, nil
 }
 
 // cdcColumns is the schema of a DynamoDB Streams pipeline that declares

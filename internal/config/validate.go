@@ -211,6 +211,16 @@ func validPort(s string) bool {
 func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 	v.source(pp+".source", &p.Source)
 	cols := v.schema(pp+".schema", p.Schema)
+	if cols == nil && p.Source.Type != "dynamodb_streams" {
+		// The schema is inferred at run time (transform.Evolver), from
+		// JSON records, with no transforms.
+		if strings.EqualFold(p.Source.Format, "csv") {
+			v.fail(pp+".schema", ErrInvalidValue, "required for csv input (a schema is inferred at run time from JSON records only; `streamd infer` prints one for a CSV sample)")
+		}
+		if len(p.Transforms) > 0 {
+			v.fail(pp+".transforms", ErrInvalidValue, "need a declared schema: with none, columns are inferred at run time and transforms could name columns that do not exist yet (`streamd infer` prints a schema to start from)")
+		}
+	}
 	v.transforms(pp+".transforms", p.Transforms, cols)
 	w := p.Window
 	if w.MaxRecords <= 0 {

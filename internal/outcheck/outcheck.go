@@ -102,6 +102,29 @@ func ReadParquetFile(path string) ([]Row, error) {
 	return rows, nil
 }
 
+// ReadParquetSchema returns the columns of one Parquet file in order, each
+// as "name:arrow type" (e.g. "quantity:int64"), as pqarrow maps them.
+func ReadParquetSchema(path string) ([]string, error) {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("read parquet %s: %w", path, err)
+	}
+	sc, err := fr.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("read parquet schema %s: %w", path, err)
+	}
+	out := make([]string, sc.NumFields())
+	for i, f := range sc.Fields() {
+		out[i] = f.Name + ":" + f.Type.String()
+	}
+	return out, nil
+}
+
 // DeadLetter is one dead-letter line.
 type DeadLetter struct {
 	Pipeline  string `json:"pipeline"`

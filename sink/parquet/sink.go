@@ -44,6 +44,13 @@ type Options struct {
 	// Changing it changes how an intent's output is split: do not change
 	// it while intents of the old setting may still be redone.
 	TargetFileBytes int64
+	// RecordSchemas, when set, records every schema the sink writes files
+	// with as a small JSON object under SchemaDir (see ReadSchemas), so
+	// that the superset DDL of files with evolving schemas can be printed
+	// (`streamd schema`). Default off; the wiring turns it on for a
+	// pipeline whose schema is inferred at run time. Costs one Put per
+	// schema per process.
+	RecordSchemas bool
 }
 
 // ErrClosed is returned by Write after Close.
@@ -64,6 +71,7 @@ type Sink struct {
 
 	mu       sync.Mutex
 	encoders map[string]*Encoder // by schema fingerprint
+	recorded map[string]bool     // schema fingerprints recorded (RecordSchemas)
 	closed   bool
 
 	bufs sync.Pool // *bytes.Buffer
@@ -104,7 +112,7 @@ func New(store sink.ObjectStore, pipeline string, opts Options, logger *slog.Log
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts.PartitionBy = slices.Clone(opts.PartitionBy)
-	s := &Sink{store: store, pipeline: pipeline, opts: opts, log: logger, encoders: map[string]*Encoder{}}
+	s := &Sink{store: store, pipeline: pipeline, opts: opts, log: logger, encoders: map[string]*Encoder{}, recorded: map[string]bool{}}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	return s, nil
 }
@@ -222,6 +230,11 @@ func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) e
 	enc, part, err := s.encoder(b.Schema)
 	if err != nil {
 		return fmt.Errorf("write parquet batch: %w", err)
+	}
+	if s.opts.RecordSchemas {
+		if err := s.recordSchema(ctx, b.Schema); err != nil {
+			return fmt.Errorf("write parquet batch: %w", err)
+		}
 	}
 	files := s.files(enc, in, b, partitions(b, part, s.opts.PartitionBy))
 
