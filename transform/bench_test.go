@@ -126,3 +126,58 @@ func BenchmarkQuality(b *testing.B) {
 func BenchmarkOutliersIQR(b *testing.B) {
 	benchChain(b, []Step{{Outliers: &OutlierSpec{Column: "unit_price", Method: "iqr", By: []string{"region"}, Action: "flag"}}})
 }
+
+// BenchmarkEvolverSales: the sales records with no declared schema, once
+// the lane's schema has settled (the steady state: decode with the
+// inferred schema, Settle keeps the result). Compare BenchmarkProcessSales.
+func BenchmarkEvolverSales(b *testing.B) {
+	ev, err := NewEvolver(EvolveOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := salesRecords(1024)
+	if _, err := ev.Settle("l", ev.Process("l", nil, recs)); err != nil {
+		b.Fatal(err)
+	}
+	bytes := 0
+	for _, r := range recs {
+		bytes += len(r.Data)
+	}
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := ev.Settle("l", ev.Process("l", nil, recs))
+		if err != nil || out.Len() != len(recs) {
+			b.Fatalf("settle: %v, %d rows", err, out.Len())
+		}
+		ev.Recycle(out)
+	}
+	b.ReportMetric(float64(b.N)*float64(len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkEvolverFold: a segment that brings a new field every 64
+// records, so every call folds the records and decodes them again (the
+// cost of a segment that evolves the schema).
+func BenchmarkEvolverFold(b *testing.B) {
+	recs := salesRecords(1024)
+	for i := range recs {
+		if i%64 == 0 {
+			d := recs[i].Data
+			recs[i].Data = append(append(d[:len(d)-1:len(d)-1], fmt.Sprintf(`,"extra_%d":1`, i)...), '}')
+		}
+	}
+	bytes := 0
+	for _, r := range recs {
+		bytes += len(r.Data)
+	}
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, _ := NewEvolver(EvolveOptions{})
+		out, err := ev.Settle("l", ev.Process("l", nil, recs))
+		if err != nil || out.Len() != len(recs) {
+			b.Fatalf("settle: %v, %d rows", err, out.Len())
+		}
+	}
+	b.ReportMetric(float64(b.N)*float64(len(recs))/b.Elapsed().Seconds(), "records/s")
+}
