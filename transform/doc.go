@@ -183,4 +183,16 @@
 // ColumnCount, ColumnExists, ColumnNamesMatchPattern, DetectAnomalies,
 // FileMatch, CustomSql (use CustomExpression), and "with threshold".
 // Rule errors quote the rule and the byte position.
+//
+// # Schema inferred at run time
+//
+// Evolver decodes JSON records when no schema is declared: each lane's
+// schema starts from the seed columns and grows with the records (a new
+// field → a new nullable column, int64 → float64 on a fractional value, a
+// value that fits no type → dead letter). Process decodes optimistically
+// with the lane's current schema on any decode worker; Settle, called by
+// the pipeline in position order, keeps that result when it was decided
+// from the settled schema and decides again otherwise, so the outcome is
+// a function of the committed lane state and the records alone. Snapshot
+// and Restore carry the lane's schema through the checkpoint.
 package transform
