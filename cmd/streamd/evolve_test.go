@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/internal/outcheck"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // evolvingTruth is what the test knows of one generated record.
@@ -217,6 +218,27 @@ func TestInferredSchemaEvolves(t *testing.T) {
 	// files say double, all others int64; read together by name above.
 	if quantityTypes["quantity:int64"] == 0 || quantityTypes["quantity:float64"] == 0 {
 		t.Fatalf("quantity types across files %v, want both int64 and float64", quantityTypes)
+	}
+
+	// DuckDB reads all files together by name: the v1 rows read null for
+	// coupon and tags, quantity reads as double everywhere.
+	var good, coupons int
+	var qty float64
+	for _, tr := range truths {
+		if !tr.bad {
+			good++
+			qty += tr.quantity
+			if tr.coupon != "" {
+				coupons++
+			}
+		}
+	}
+	rows := testenv.DuckDBQuery(t, fmt.Sprintf(`select count(*) as n, count(distinct transaction_id) as ids,
+		count(coupon) as coupons, count(tags) as tags, sum(quantity) as qty, any_value(typeof(quantity)) as qtype
+		from read_parquet('%s/**/*.parquet', union_by_name = true)`, outDir))
+	want := fmt.Sprintf("map[coupons:%d ids:%d n:%d qty:%v qtype:DOUBLE tags:%d]", coupons, good, good, qty, coupons)
+	if len(rows) != 1 || fmt.Sprint(rows[0]) != want {
+		t.Fatalf("duckdb read %v, want %s", rows, want)
 	}
 
 	// streamd schema prints the superset of the recorded file schemas.

@@ -62,6 +62,7 @@ func TestParseDefaultsPerType(t *testing.T) {
 pipelines:
   - name: k
     source: {type: kafka, brokers: ["b:9092"], topics: [t], group: g}
+    schema: [{name: id, type: string}]
     transforms:
       - dedup: {keys: [id]}
       - quality: {rules: ['IsComplete "id"']}

