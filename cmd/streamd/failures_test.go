@@ -28,6 +28,8 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			[]string{":4:", "path"}},
 		{"CSVWithoutSchema", "pipelines:\n  - name: p\n    source: {type: file, paths: [a], format: csv}\n    sink: {type: parquet, path: out}\n",
 			[]string{"schema", "required for csv input"}},
+		{"DynamoDBSinkWithoutSchema", "pipelines:\n  - name: p\n    source: {type: file, paths: [a]}\n    sink: {type: dynamodb, table: t, key: [id]}\n",
+			[]string{"schema", "required with a dynamodb sink"}},
 		{"TransformsWithoutSchema", "pipelines:\n  - name: p\n    source: {type: file, paths: [a]}\n    transforms:\n      - filter: \"q > 1\"\n    sink: {type: parquet, path: out}\n",
 			[]string{":4:", "transforms", "need a declared schema"}},
 		{"UnsetEnv", "pipelines:\n  - name: p\n    source: {type: file, paths: [\"${STREAMD_TEST_UNSET_VAR}\"]}\n    sink: {type: parquet, path: out}\n",

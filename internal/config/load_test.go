@@ -470,6 +470,7 @@ func TestParseReportsAllProblems(t *testing.T) {
     sink: {type: parquet}
   - name: a
     source: {type: kafka, brokers: ["h:1"], topics: [t], group: g}
+    schema: [{name: id, type: string}]
     sink: {type: dynamodb, table: t}
 `
 	_, err := Parse([]byte(src), "c.yaml", env(nil))

@@ -220,6 +220,14 @@ func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 		if len(p.Transforms) > 0 {
 			v.fail(pp+".transforms", ErrInvalidValue, "need a declared schema: with none, columns are inferred at run time and transforms could name columns that do not exist yet (`streamd infer` prints a schema to start from)")
 		}
+		// Key columns must exist, with their DynamoDB type, from the
+		// first batch on; an inferred schema promises neither.
+		if p.Sink.Type == "dynamodb" {
+			v.fail(pp+".schema", ErrInvalidValue, "required with a dynamodb sink: its key columns need declared types from the first batch on (`streamd infer` prints a schema)")
+		}
+		if p.Sink.Type == "opensearch" && len(p.Sink.ID) > 0 {
+			v.fail(pp+".sink.id", ErrInvalidValue, "needs a declared schema: the id columns must exist from the first batch on")
+		}
 	}
 	v.transforms(pp+".transforms", p.Transforms, cols)
 	w := p.Window
