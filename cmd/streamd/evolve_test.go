@@ -273,9 +273,9 @@ func TestInferredSchemaEvolves(t *testing.T) {
 // committed lane schema, and the output holds every record once.
 func TestInferredSchemaCrashExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
-	truths := writeEvolving(t, dir, 3, 30000)
+	truths := writeEvolving(t, dir, 3, 60000)
 	cfg := evolvingConfig(t, dir, "{max_records: 700, max_age: 1s}")
-	kills := killRepeatedly(t, dir, cfg, 12, 100, 20*time.Millisecond, 150*time.Millisecond)
+	kills := killRepeatedly(t, dir, cfg, 12, 100, 80*time.Millisecond, 400*time.Millisecond)
 	if kills < 8 {
 		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
 	}
@@ -284,6 +284,9 @@ func TestInferredSchemaCrashExactlyOnce(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
 	t.Logf("after %d kills: %s", kills, lastLine(out))
+	if readOf(t, out) >= len(truths) {
+		t.Fatalf("the killed runs committed nothing: %s", lastLine(out))
+	}
 	checkEvolvingOnce(t, dir, truths)
 }
 
