@@ -437,10 +437,26 @@ func (s *Store) PutIntent(ctx context.Context, in streamd.Intent) error {
 	}
 }
 
+// MaxOpStateBytes is the largest operator state Commit stores: a DynamoDB
+// item holds at most 400 KB, and the lane's other attributes need room.
+// Dedup keeps about 24 bytes per remembered key, so with this store a
+// dedup step needs max_keys of about 14,000 or less (config validation
+// checks it); larger states need the file store.
+const MaxOpStateBytes = 340 << 10
+
+// ErrStateTooLarge is returned by Commit for an operator state over
+// MaxOpStateBytes.
+var ErrStateTooLarge = errors.New("operator state too large for a DynamoDB checkpoint item")
+
 // Commit implements checkpoint.Store: it sets the committed position and
 // operator state and clears the intent in one write, conditional on the
-// lease when fenced.
+// lease when fenced. A state over MaxOpStateBytes fails with
+// ErrStateTooLarge before anything is written.
 func (s *Store) Commit(ctx context.Context, in streamd.Intent, opState []byte) error {
+	if len(opState) > MaxOpStateBytes {
+		return fmt.Errorf("commit lane %q at %s: %d bytes of operator state (dedup / outlier keys; lower their max_keys, or use the file checkpoint store): %w",
+			in.Lane, in.To, len(opState), ErrStateTooLarge)
+	}
 	w := write{
 		set: map[string]types.AttributeValue{
 			AttrCommitted: &types.AttributeValueMemberS{Value: in.To.String()},

@@ -232,3 +232,37 @@ func TestPutIntentRacesAnotherWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitStateLimit: the largest state that fits commits and reads back
+// whole from DynamoDB Local; one byte more fails with ErrStateTooLarge and
+// leaves the lane as it was (intent still open, old state).
+func TestCommitStateLimit(t *testing.T) {
+	ctx := context.Background()
+	s := dynamodb.New(peer.Client(), dynamodb.Config{Table: newTable(t)})
+	in := streamd.Intent{Pipeline: "p", Lane: "l", From: streamd.Position{Offset: 0}, To: streamd.Position{Offset: 9}}
+	if err := s.PutIntent(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, dynamodb.MaxOpStateBytes)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	if err := s.Commit(ctx, in, big); err != nil {
+		t.Fatalf("Commit of %d bytes: %v", len(big), err)
+	}
+	next := streamd.Intent{Pipeline: "p", Lane: "l", From: streamd.Position{Offset: 10}, To: streamd.Position{Offset: 19}}
+	if err := s.PutIntent(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Commit(ctx, next, make([]byte, dynamodb.MaxOpStateBytes+1))
+	if !errors.Is(err, dynamodb.ErrStateTooLarge) {
+		t.Fatalf("Commit of one byte more = %v, want ErrStateTooLarge", err)
+	}
+	st, err := s.Load(ctx, "p", "l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Committed.Offset != 9 || st.Intent == nil || *st.Intent != next || len(st.OpState) != len(big) || st.OpState[12345] != big[12345] {
+		t.Fatalf("state after the refused commit: committed %s, intent %v, %d state bytes", st.Committed, st.Intent, len(st.OpState))
+	}
+}

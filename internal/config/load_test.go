@@ -2,9 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	ddbstore "github.com/streamd/streamd/checkpoint/dynamodb"
+	"github.com/streamd/streamd/transform"
 )
 
 // env returns a lookup function over m.
@@ -648,5 +652,50 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(t.TempDir() + "/nope.yaml")
 	if err == nil || !strings.Contains(err.Error(), "load config:") || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("Load: %v", err)
+	}
+}
+
+func TestDynamoDBCheckpointBoundsKeyedState(t *testing.T) {
+	base := `checkpoint: {store: dynamodb, table: t}
+pipelines:
+  - name: p
+    source: {type: file, paths: [a]}
+    schema: [{name: id, type: string}]
+    transforms:
+%s    sink: {type: parquet, path: out}
+`
+	cases := []struct {
+		name, transforms string
+		want             string // "" for valid
+	}{
+		{"dedup default", "      - dedup: {keys: [id]}\n", "c.yaml:7: pipelines[0].transforms[0].dedup.max_keys: dedup remembers up to 1000000 keys"},
+		{"dedup too many", "      - dedup: {keys: [id], max_keys: 20000}\n", "set max_keys to at most 14506"},
+		{"dedup bounded", "      - dedup: {keys: [id], max_keys: 14000}\n", ""},
+		{"IsUnique default", "      - quality: {rules: ['IsUnique \"id\"']}\n", "pipelines[0].transforms[0].quality.max_keys"},
+		{"quality without IsUnique", "      - quality: {rules: ['IsComplete \"id\"']}\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(fmt.Sprintf(base, tc.transforms)), "c.yaml", env(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Parse: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Parse = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// The same dedup is fine with the file store.
+	if _, err := Parse([]byte("state_dir: s\n"+strings.SplitN(fmt.Sprintf(base, "      - dedup: {keys: [id]}\n"), "\n", 2)[1]), "c.yaml", env(nil)); err != nil {
+		t.Fatalf("file store: %v", err)
+	}
+}
+
+func TestStateLimitsMatchTheirSources(t *testing.T) {
+	if dynamoStateLimit != ddbstore.MaxOpStateBytes {
+		t.Errorf("dynamoStateLimit %d != checkpoint/dynamodb.MaxOpStateBytes %d", dynamoStateLimit, ddbstore.MaxOpStateBytes)
+	}
+	if defaultStateKeys != transform.DefaultDedupMaxKeys {
+		t.Errorf("defaultStateKeys %d != transform.DefaultDedupMaxKeys %d", defaultStateKeys, transform.DefaultDedupMaxKeys)
 	}
 }

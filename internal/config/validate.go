@@ -196,6 +196,9 @@ func (c *Config) Validate() error {
 			}
 		}
 		v.pipeline(pp, p, c.MemoryLimit)
+		if c.Checkpoint != nil && c.Checkpoint.Store == StoreDynamoDB {
+			v.stateFitsDynamoDB(pp+".transforms", p.Transforms)
+		}
 	}
 	if len(v.errs) == 0 {
 		return nil
@@ -245,6 +248,47 @@ func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 	v.sink(pp+".sink", &p.Sink, cols)
 	if p.DeadLetter.Path != "" {
 		v.location(pp+".dead_letter.path", p.DeadLetter.Path)
+	}
+}
+
+// Operator state that fits a DynamoDB checkpoint item: the limit is
+// checkpoint/dynamodb.MaxOpStateBytes (a test keeps them equal), a
+// remembered key costs about keyStateBytes, and max_keys defaults to
+// defaultStateKeys (transform.DefaultDedupMaxKeys).
+const (
+	dynamoStateLimit = 340 << 10
+	keyStateBytes    = 24
+	defaultStateKeys = 1_000_000
+)
+
+// stateFitsDynamoDB checks that the keyed state of dedup and IsUnique steps
+// fits a DynamoDB checkpoint item even when max_keys are all remembered:
+// they are, in a long-running stream, and a commit that does not fit
+// fails every time.
+func (v *validator) stateFitsDynamoDB(tp string, ts []Transform) {
+	maxKeys := dynamoStateLimit / keyStateBytes
+	check := func(key string, n int, what string) {
+		if n == 0 {
+			n = defaultStateKeys
+		}
+		if n > maxKeys {
+			v.fail(key, ErrInvalidValue, "%s remembers up to %d keys (~%d KiB of state per lane, saved with every commit), more than a DynamoDB checkpoint item holds: set max_keys to at most %d (keys beyond it are evicted oldest first) or use the file checkpoint store (state_dir)",
+				what, n, n*keyStateBytes>>10, maxKeys)
+		}
+	}
+	for i, t := range ts {
+		ip := tp + "[" + strconv.Itoa(i) + "]"
+		if d := t.Dedup; d != nil {
+			check(ip+".dedup.max_keys", d.MaxKeys, "dedup")
+		}
+		if q := t.Quality; q != nil {
+			for _, r := range q.Rules {
+				if strings.Contains(r, "IsUnique") {
+					check(ip+".quality.max_keys", q.MaxKeys, "IsUnique")
+					break
+				}
+			}
+		}
 	}
 }
 
