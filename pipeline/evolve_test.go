@@ -136,16 +136,7 @@ func TestEvolverInPipeline(t *testing.T) {
 					t.Fatalf("lane %s: schemas per window %v, want growing to %s", lane, schemas, wantSchema)
 				}
 				// The committed state restores the lane's schema.
-				st, err := store.Load(context.Background(), "t", lane)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ev2, _ := transform.NewEvolver(transform.EvolveOptions{})
-				n, k := uvarint(st.OpState)
-				if err := ev2.Restore(lane, st.OpState[k:k+n]); err != nil {
-					t.Fatal(err)
-				}
-				if got := ev2.LaneSchema(lane).Fingerprint(); got != wantSchema {
+				if got := committedSchema(t, store, lane); got != wantSchema {
 					t.Fatalf("lane %s: committed schema %s, want %s", lane, got, wantSchema)
 				}
 			}
@@ -154,6 +145,22 @@ func TestEvolverInPipeline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// committedSchema restores the lane's committed schema state into a new
+// Evolver and returns its fingerprint.
+func committedSchema(t *testing.T, store checkpoint.Store, lane string) string {
+	t.Helper()
+	st, err := store.Load(context.Background(), "t", lane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := transform.NewEvolver(transform.EvolveOptions{})
+	n, k := uvarint(st.OpState)
+	if err := ev.Restore(lane, st.OpState[k:k+n]); err != nil {
+		t.Fatal(err)
+	}
+	return ev.LaneSchema(lane).Fingerprint()
 }
 
 func uvarint(b []byte) (int, int) {
@@ -231,8 +238,11 @@ func TestEvolverStateBesideOperatorState(t *testing.T) {
 	if op.n["a"] != len(want) {
 		t.Fatalf("operator counted %d rows over both runs, want %d (its state was not restored)", op.n["a"], len(want))
 	}
-	if got := ev.LaneSchema("a").Fingerprint(); got != wantSchema {
+	if got := committedSchema(t, store, "a"); got != wantSchema {
 		t.Fatalf("schema after restart %s, want %s", got, wantSchema)
+	}
+	if got := ev.LaneSchema("a").Fingerprint(); got != "" {
+		t.Fatalf("the ended lane's schema is still held in memory: %s", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +236,67 @@ func TestFencedLaneIsAbandonedNotFatal(t *testing.T) {
 	}
 	if p.Stats().Written != 50 {
 		t.Fatalf("stats %+v: want the other lane's 50 records", p.Stats())
+	}
+}
+
+// TestEndedLanesReleaseGoroutines: a lane that ended (a file read to its
+// end) keeps no goroutines while the source runs on, and a lane that gets
+// records again after its end starts over from its checkpoint.
+func TestEndedLanesReleaseGoroutines(t *testing.T) {
+	const lanes = 2000
+	var chunks []ingest.Chunk
+	for i := range lanes {
+		chunks = append(chunks, ingest.Chunk{Lane: fmt.Sprintf("f%04d", i), Records: recs(0, 2), End: true})
+	}
+	// f0007 grows after its end (a file appended to and found again).
+	chunks = append(chunks, ingest.Chunk{Lane: "f0007", Records: recs(3, 5), End: true})
+	src := &scriptSource{chunks: chunks}
+	sink := &memSink{}
+	store := checkpoint.NewFileStore(t.TempDir())
+	p, err := pipeline.New(pipeline.Config{Name: "t", Source: src, Processor: newNumProcessor(), Sink: sink, Store: store,
+		Window: window.Policy{MaxRecords: 100}, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	base := runtime.NumGoroutine()
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Stats().Read < lanes*3+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v after 30s", p.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Everything is committed and the source idles: the ended lanes'
+	// goroutines are gone (3 per lane before).
+	var n int
+	for range 100 {
+		if n = runtime.NumGoroutine() - base; n < 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n >= 50 {
+		t.Fatalf("%d goroutines above the start while %d lanes have ended", n, lanes)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Load(context.Background(), "t", "f0007")
+	if err != nil || st.Committed.Offset != 5 {
+		t.Fatalf("f0007 committed %s (%v), want 5", st.Committed, err)
+	}
+	var got []int64
+	for _, in := range sink.writes {
+		if in.Lane == "f0007" {
+			got = append(got, sink.rows[in]...)
+		}
+	}
+	if fmt.Sprint(got) != "[0 1 2 3 4 5]" {
+		t.Fatalf("f0007 rows %v", got)
 	}
 }

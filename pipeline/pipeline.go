@@ -304,9 +304,37 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 
 	lanes := map[string]*laneRun{}
-	releasing := map[string]*laneRun{} // revoked lanes still finishing
+	releasing := map[string]*laneRun{} // revoked or ended lanes still finishing
 	var lanesWG sync.WaitGroup
+	// retire stops a lane's goroutines once they have flushed what they
+	// hold, then drops its state and closes released (if any).
+	retire := func(l *laneRun, released chan struct{}) {
+		close(l.in)
+		delete(lanes, l.name)
+		releasing[l.name] = l
+		lanesWG.Add(1)
+		go func() {
+			defer lanesWG.Done()
+			<-l.done
+			p.forget(l.name)
+			if released != nil {
+				close(released)
+			}
+		}()
+	}
+	chunksSeen := 0
 	for c := range chunks {
+		if chunksSeen++; chunksSeen%1024 == 0 {
+			// Forget lanes that finished retiring (a replay of many files
+			// ends a lane per file).
+			for name, old := range releasing {
+				select {
+				case <-old.done:
+					delete(releasing, name)
+				default:
+				}
+			}
+		}
 		l := lanes[c.Lane]
 		if c.Revoked {
 			if l == nil {
@@ -315,18 +343,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			close(l.in)
-			delete(lanes, c.Lane)
-			releasing[c.Lane] = l
-			lanesWG.Add(1)
-			go func() {
-				defer lanesWG.Done()
-				<-l.done
-				p.forget(l.name)
-				if c.Released != nil {
-					close(c.Released)
-				}
-			}()
+			retire(l, c.Released)
 			continue
 		}
 		if l == nil {
@@ -346,6 +363,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			lanes[c.Lane] = l
 		}
 		l.in <- c
+		if c.End {
+			// A lane with no more records (a file read to its end, a closed
+			// shard) keeps no goroutines nor operator state; should the
+			// source send more for it, it starts again from its checkpoint.
+			retire(l, nil)
+		}
 	}
 	for _, l := range lanes {
 		close(l.in)
