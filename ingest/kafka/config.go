@@ -31,20 +31,21 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultClientID          = "streamd"
-	DefaultChunkRecords      = 4096
-	DefaultPollRecords       = 16384
-	DefaultMaxBufferedBytes  = 32 << 20
-	DefaultSessionTimeout    = 45 * time.Second
-	DefaultRebalanceTimeout  = 60 * time.Second
-	DefaultRevokeTimeout     = 45 * time.Second
-	DefaultLostTimeout       = time.Second
-	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultCommitInterval    = time.Second
-	DefaultConnectTimeout    = 30 * time.Second
-	DefaultFetchMaxWait      = 500 * time.Millisecond
-	defaultCommitTimeout     = 15 * time.Second
-	defaultMaxPartitionBytes = 4 << 20
+	DefaultClientID         = "streamd"
+	DefaultChunkRecords     = 4096
+	DefaultPollRecords      = 16384
+	DefaultMaxBufferedBytes = 32 << 20
+	DefaultSessionTimeout   = 45 * time.Second
+	DefaultRebalanceTimeout = 60 * time.Second
+	DefaultRevokeTimeout    = 45 * time.Second
+	DefaultLostTimeout      = time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultCommitInterval   = time.Second
+	DefaultConnectTimeout   = 30 * time.Second
+	DefaultFetchMaxWait     = 500 * time.Millisecond
+	defaultCommitTimeout    = 15 * time.Second
+	// maxFetchBytes caps one fetch request (compressed bytes).
+	maxFetchBytes = 4 << 20
 )
 
 // Config configures a Kafka / Amazon MSK source. Only Brokers, Group and
@@ -113,11 +114,14 @@ type Config struct {
 	// instead of retrying forever.
 	ConnectTimeout time.Duration
 
-	// MaxBufferedBytes bounds the fetched bytes buffered in the client
-	// (default 32MiB): two fetches of half this size are in flight or
-	// waiting at most, and fetching pauses until the pipeline takes them,
-	// so memory stays flat whatever the backlog. Larger raises throughput
-	// on high-latency links at the cost of memory.
+	// MaxBufferedBytes bounds the fetched bytes (as sent by the brokers,
+	// so compressed) read ahead of the pipeline (default 32MiB): half of
+	// it for records polled from the client and waiting to be handed on,
+	// the other half for at most two fetches of a quarter of it (at most
+	// 4MiB each, a quarter of that per partition) in flight or buffered in
+	// the client. Fetching pauses while it is used up, so memory stays
+	// flat whatever the backlog. Larger rides out longer pipeline stalls
+	// and raises throughput on high-latency links at the cost of memory.
 	MaxBufferedBytes int
 	// PollRecords is the most records taken from the client per poll
 	// (default 16384); ChunkRecords the most records per chunk handed to

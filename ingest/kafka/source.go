@@ -111,6 +111,7 @@ func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- inge
 	r := &runner{
 		cfg: s.cfg, log: s.log, resume: resume, out: out, m: m,
 		lanes: map[string]*laneState{}, caughtUp: make(chan struct{}, 1),
+		q: newFetchQueue(s.cfg.MaxBufferedBytes / 2),
 	}
 	opts, err := s.clientOpts(ctx, r)
 	if err != nil {
@@ -173,7 +174,12 @@ func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
 	if c.Start == StartLatest {
 		start = kgo.NewOffset().AtEnd()
 	}
-	fetchBytes := int32(c.MaxBufferedBytes / 2)
+	// A quarter of the budget per fetch (at most two in flight or
+	// buffered in the client), the other half for the fetch-ahead queue.
+	// Fetches of a few MiB keep the pipeline fed steadily: a fetch is
+	// decoded whole before any of its records can be polled, so a large
+	// one is a long gap.
+	fetchBytes := int32(min(c.MaxBufferedBytes/4, maxFetchBytes))
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
@@ -193,10 +199,11 @@ func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
 		kgo.ConsumeStartOffset(start),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchMaxBytes(fetchBytes),
-		kgo.FetchMaxPartitionBytes(min(fetchBytes, defaultMaxPartitionBytes)),
+		kgo.FetchMaxPartitionBytes(max(fetchBytes/4, 1)),
 		kgo.MaxConcurrentFetches(2),
 		kgo.FetchMaxWait(c.FetchMaxWait),
 		kgo.WithLogger(kgoLogger{s.log}),
+		kgo.WithPools(&recordSlabs{}),
 	}
 	if c.TopicRegex != "" {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics("^(?:"+c.TopicRegex+")$"))
@@ -238,6 +245,9 @@ type laneState struct {
 	next    int64
 	pending bool  // next is not yet committed to the group
 	hwm     int64 // last fetch high watermark (or last stable offset), -1 if none
+	// epoch counts the partition's releases: records polled under an
+	// older epoch were revoked (or lost) before they were sent.
+	epoch uint64
 }
 
 // runner is the state of one Run.
@@ -248,6 +258,7 @@ type runner struct {
 	resume ingest.Resumer
 	out    chan<- ingest.Chunk
 	m      *metrics
+	q      *fetchQueue // polled records on their way to out
 
 	// handshakeMu serialises revoke handshakes: the group's callbacks and
 	// the shutdown.
@@ -255,6 +266,10 @@ type runner struct {
 	// commitMu serialises group offset commits, so a commit that a revoke
 	// waits for is never overtaken by an older one.
 	commitMu sync.Mutex
+	// sendMu is held while records of a lane are checked and sent, and
+	// while lanes are released, so no record chunk follows its lane's
+	// Revoked chunk.
+	sendMu sync.Mutex
 
 	// caughtUp wakes the commit loop early (buffered 1): a lane's durable
 	// position reached its high watermark, so its group offset is
@@ -386,12 +401,21 @@ func (r *runner) handshake(parts map[string][]int32, timeout time.Duration, comm
 func (r *runner) releaseLanes(lanes []string, timeout time.Duration, commit bool, why string) {
 	start := time.Now()
 	released := make([]chan struct{}, len(lanes))
+	r.sendMu.Lock()
+	r.mu.Lock()
+	for _, lane := range lanes {
+		if st := r.lanes[lane]; st != nil {
+			st.epoch++ // what is polled but not sent is dropped
+		}
+	}
+	r.mu.Unlock()
 	for i, lane := range lanes {
 		released[i] = make(chan struct{})
 		// A plain send: the pipeline reads chunks until Run returns, and
 		// Run waits for this handshake before it returns.
 		r.out <- ingest.Chunk{Lane: lane, Revoked: true, Released: released[i]}
 	}
+	r.sendMu.Unlock()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var late []string
@@ -526,11 +550,121 @@ func (r *runner) commitPending(keep func(lane string) bool) error {
 	return nil
 }
 
+// polled is one partition's records of one poll, waiting to be sent.
+type polled struct {
+	p     kgo.FetchTopicPartition
+	epoch uint64 // the lane's assignment epoch when polled
+	bytes int
+}
+
+// fetchQueue holds polled records between the fetcher and the sender, so
+// that the client can fetch ahead while the pipeline decodes. It is
+// bounded by bytes: the fetcher polls only while it holds less than limit.
+type fetchQueue struct {
+	limit int
+	more  chan struct{} // buffered 1: items were added
+	room  chan struct{} // buffered 1: items were taken
+
+	mu    sync.Mutex
+	items []polled
+	bytes int
+}
+
+func newFetchQueue(limit int) *fetchQueue {
+	return &fetchQueue{limit: limit, more: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom blocks until the queue holds less than its limit; false if
+// ctx ended first.
+func (q *fetchQueue) waitRoom(ctx context.Context) bool {
+	for {
+		q.mu.Lock()
+		ok := q.bytes < q.limit
+		q.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-q.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (q *fetchQueue) push(items []polled) {
+	if len(items) == 0 {
+		return
+	}
+	q.mu.Lock()
+	for _, it := range items {
+		q.bytes += it.bytes
+	}
+	q.items = append(q.items, items...)
+	q.mu.Unlock()
+	signal(q.more)
+}
+
+// pop takes the oldest item, waiting for one; false if ctx ended first.
+func (q *fetchQueue) pop(ctx context.Context) (polled, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			it := q.items[0]
+			q.items[0] = polled{}
+			q.items = q.items[1:]
+			q.bytes -= it.bytes
+			q.mu.Unlock()
+			signal(q.room)
+			return it, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.more:
+		case <-ctx.Done():
+			return polled{}, false
+		}
+	}
+}
+
 // poll hands fetched records to the pipeline until ctx is done or a fatal
-// error. It returns with rebalances allowed.
+// error. A fetcher polls the client into a bounded queue, so the next
+// fetch is under way while the pipeline takes the records of the last
+// one; a sender turns the queue into chunks. It returns with rebalances
+// allowed.
 func (r *runner) poll(ctx context.Context) error {
 	defer r.cl.AllowRebalance()
-	for {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := r.q
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		defer cancel()
+		for {
+			it, ok := q.pop(ctx)
+			if !ok || !r.send(ctx, it) {
+				return
+			}
+		}
+	}()
+	err := r.fetch(ctx, q)
+	cancel()
+	<-sent
+	return err
+}
+
+// fetch polls the client into q until ctx is done or a fatal error.
+func (r *runner) fetch(ctx context.Context, q *fetchQueue) error {
+	var items []polled
+	for q.waitRoom(ctx) {
 		fs := r.cl.PollRecords(ctx, r.cfg.PollRecords)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
@@ -552,26 +686,29 @@ func (r *runner) poll(ctx context.Context) error {
 		if fatal != nil {
 			return fatal
 		}
-		stopped := false
+		items = items[:0]
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if stopped || len(p.Records) == 0 {
-				return
+			if it, ok := r.tag(p); ok {
+				items = append(items, it)
 			}
-			stopped = !r.send(ctx, p)
 		})
+		q.push(items)
+		clear(items)
+		// The records are tagged with their lanes' assignment epochs, so
+		// a rebalance may go on: the sender drops what was revoked.
 		r.cl.AllowRebalance()
-		if stopped {
-			return nil
-		}
 	}
+	return nil
 }
 
-// send hands one partition's fetched records to the pipeline in chunks; it
-// returns false if ctx ended first.
-// recordPool recycles the record slices of chunks once they are decoded.
-var recordPool = sync.Pool{New: func() any { s := make([]streamd.Record, 0, DefaultChunkRecords); return &s }}
-
-func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
+// tag updates the lane's high watermark and lag from a fetched partition
+// and tags its records with the lane's assignment epoch. BlockRebalanceOnPoll
+// holds the assignment until AllowRebalance, so the epoch is the one the
+// records were fetched under.
+func (r *runner) tag(p kgo.FetchTopicPartition) (polled, bool) {
+	if len(p.Records) == 0 {
+		return polled{}, false
+	}
 	lane := LaneName(p.Topic, p.Partition)
 	hwm := p.HighWatermark
 	if !r.cfg.ReadUncommitted && p.LastStableOffset >= 0 {
@@ -580,6 +717,7 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 	r.mu.Lock()
 	st := r.lanes[lane]
 	owned := st != nil && st.owned
+	var epoch uint64
 	if owned {
 		st.hwm = hwm
 		base := st.next
@@ -587,12 +725,50 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 			base = p.Records[0].Offset
 		}
 		r.m.setLag(st.topic, st.partition, hwm-base)
+		epoch = st.epoch
 	}
 	r.mu.Unlock()
 	if !owned {
 		// BlockRebalanceOnPoll keeps polled partitions assigned until
 		// AllowRebalance, so this means a bug, not a race.
 		r.log.Error("dropping fetched records of a partition not assigned here", slog.String("lane", lane))
+		recycle(p.Records)
+		return polled{}, false
+	}
+	n := 0
+	for _, kr := range p.Records {
+		n += len(kr.Value) + len(kr.Key)
+	}
+	return polled{p: p, epoch: epoch, bytes: n}, true
+}
+
+// recordPool recycles the record slices of chunks once they are decoded.
+var recordPool = sync.Pool{New: func() any { s := make([]streamd.Record, 0, DefaultChunkRecords); return &s }}
+
+// recycle hands the records' memory back to the client's pools
+// (recordSlabs); they must not be used afterwards.
+func recycle(recs []*kgo.Record) {
+	for _, kr := range recs {
+		kr.Recycle()
+	}
+}
+
+// send hands one partition's polled records to the pipeline in chunks,
+// unless the partition was revoked since it was polled; it returns false
+// if ctx ended first.
+func (r *runner) send(ctx context.Context, it polled) bool {
+	p := it.p
+	lane := LaneName(p.Topic, p.Partition)
+	// sendMu orders these chunks before a Revoked chunk of the lane.
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.mu.Lock()
+	st := r.lanes[lane]
+	current := st != nil && st.owned && st.epoch == it.epoch
+	r.mu.Unlock()
+	if !current {
+		r.log.Debug("dropping polled records of a partition revoked since", slog.String("lane", lane), slog.Int("records", len(p.Records)))
+		recycle(p.Records)
 		return true
 	}
 	recs := p.Records
@@ -615,10 +791,12 @@ func (r *runner) send(ctx context.Context, p kgo.FetchTopicPartition) bool {
 				chunk[i].Meta = &metas[i]
 			}
 		}
+		fetched := recs[:n]
 		release := func() {
 			clear(chunk) // drop the references to fetched data
 			chunk = chunk[:0]
 			recordPool.Put(&chunk)
+			recycle(fetched)
 		}
 		select {
 		case r.out <- ingest.Chunk{Lane: lane, Records: chunk, Release: release}:

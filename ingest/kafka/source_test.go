@@ -423,16 +423,27 @@ func TestBufferedBytesStayBounded(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // give the client every chance to over-fetch
 	src.mu.Lock()
-	cl := src.run.cl
+	cl, q := src.run.cl, src.run.q
 	src.mu.Unlock()
-	// Two fetches of MaxBufferedBytes/2 each, plus at most one record
-	// batch over the partition limit.
-	t.Logf("buffered %d bytes, %d records", cl.BufferedFetchBytes(), cl.BufferedFetchRecords())
-	if got, limit := cl.BufferedFetchBytes(), int64(cfg.MaxBufferedBytes+256<<10); got > limit {
-		t.Fatalf("client buffers %d bytes with the pipeline stalled, want <= %d", got, limit)
+	q.mu.Lock()
+	queued, queuedRecs := q.bytes, 0
+	for _, it := range q.items {
+		queuedRecs += len(it.p.Records)
 	}
-	if got := cl.BufferedFetchRecords(); got >= n/2 {
-		t.Fatalf("client buffered %d of %d records: fetching did not pause", got, n)
+	q.mu.Unlock()
+	// Half for the fetch-ahead queue (plus one poll over it), half for two
+	// fetches of a quarter each, plus at most one record batch over the
+	// partition limit.
+	t.Logf("client buffers %d bytes, %d records; %d bytes, %d records queued",
+		cl.BufferedFetchBytes(), cl.BufferedFetchRecords(), queued, queuedRecs)
+	if got, limit := cl.BufferedFetchBytes()+int64(queued), int64(cfg.MaxBufferedBytes+cfg.PollRecords*size+64<<10); got > limit {
+		t.Fatalf("client and queue buffer %d bytes with the pipeline stalled, want <= %d", got, limit)
+	}
+	if queued == 0 {
+		t.Error("nothing queued ahead of the stalled pipeline")
+	}
+	if got := cl.BufferedFetchRecords() + int64(queuedRecs); got >= n/2 {
+		t.Fatalf("client and queue hold %d of %d records: fetching did not pause", got, n)
 	}
 	cancel()
 	go func() {
