@@ -81,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath)
+	if err == nil {
+		err = cfg.CheckRunnable()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "streamd: invalid config:\n%v\n", err)
 		return 2

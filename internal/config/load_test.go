@@ -699,3 +699,39 @@ func TestStateLimitsMatchTheirSources(t *testing.T) {
 		t.Errorf("defaultStateKeys %d != transform.DefaultDedupMaxKeys %d", defaultStateKeys, transform.DefaultDedupMaxKeys)
 	}
 }
+
+// TestCheckRunnable: configs without a schema load (streamd infer reads
+// them to print one) but run only when the schema can be inferred at run
+// time.
+func TestCheckRunnable(t *testing.T) {
+	cases := []struct {
+		name, pipeline, want string // want "" for runnable
+	}{
+		{"json without schema", "    source: {type: file, paths: [a]}\n    sink: {type: parquet, path: out}\n", ""},
+		{"csv without schema", "    source: {type: file, paths: [a], format: csv}\n    sink: {type: parquet, path: out}\n",
+			"c.yaml:3: pipelines[0].schema: required for csv input"},
+		{"transforms without schema", "    source: {type: file, paths: [a]}\n    transforms:\n      - filter: \"x > 1\"\n    sink: {type: parquet, path: out}\n",
+			"c.yaml:5: pipelines[0].transforms: need a declared schema"},
+		{"dynamodb sink without schema", "    source: {type: file, paths: [a]}\n    sink: {type: dynamodb, table: t, key: [id]}\n",
+			"pipelines[0].schema: required with a dynamodb sink"},
+		{"opensearch ids without schema", "    source: {type: file, paths: [a]}\n    sink: {type: opensearch, url: \"http://h:9200\", index: i, id: [id]}\n",
+			"pipelines[0].sink.id: needs a declared schema"},
+		{"change log without schema", "    source: {type: dynamodb_streams, table: t}\n    sink: {type: dynamodb, table: t2, key: [keys]}\n", ""},
+		{"csv with schema", "    source: {type: file, paths: [a], format: csv}\n    schema: [{name: id, type: string}]\n    sink: {type: parquet, path: out}\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte("state_dir: s\npipelines:\n  - name: p\n"+tc.pipeline), "c.yaml", env(nil))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			err = c.CheckRunnable()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckRunnable: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("CheckRunnable = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

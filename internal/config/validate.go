@@ -214,24 +214,6 @@ func validPort(s string) bool {
 func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 	v.source(pp+".source", &p.Source)
 	cols := v.schema(pp+".schema", p.Schema)
-	if cols == nil && p.Source.Type != "dynamodb_streams" {
-		// The schema is inferred at run time (transform.Evolver), from
-		// JSON records, with no transforms.
-		if strings.EqualFold(p.Source.Format, "csv") {
-			v.fail(pp+".schema", ErrInvalidValue, "required for csv input (a schema is inferred at run time from JSON records only; `streamd infer` prints one for a CSV sample)")
-		}
-		if len(p.Transforms) > 0 {
-			v.fail(pp+".transforms", ErrInvalidValue, "need a declared schema: with none, columns are inferred at run time and transforms could name columns that do not exist yet (`streamd infer` prints a schema to start from)")
-		}
-		// Key columns must exist, with their DynamoDB type, from the
-		// first batch on; an inferred schema promises neither.
-		if p.Sink.Type == "dynamodb" {
-			v.fail(pp+".schema", ErrInvalidValue, "required with a dynamodb sink: its key columns need declared types from the first batch on (`streamd infer` prints a schema)")
-		}
-		if p.Sink.Type == "opensearch" && len(p.Sink.ID) > 0 {
-			v.fail(pp+".sink.id", ErrInvalidValue, "needs a declared schema: the id columns must exist from the first batch on")
-		}
-	}
 	v.transforms(pp+".transforms", p.Transforms, cols)
 	w := p.Window
 	if w.MaxRecords <= 0 {
@@ -249,6 +231,41 @@ func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 	if p.DeadLetter.Path != "" {
 		v.location(pp+".dead_letter.path", p.DeadLetter.Path)
 	}
+}
+
+// CheckRunnable checks what running the config needs beyond Validate
+// (which `streamd infer` also uses, on configs that have no schema yet): a
+// pipeline without a schema must be one whose schema can be inferred at
+// run time — JSON input, no transforms, no sink that needs typed key
+// columns from the first batch on. Problems are *Error values naming the
+// key path and line, joined.
+func (c *Config) CheckRunnable() error {
+	v := &validator{src: c.src}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		pp := "pipelines[" + strconv.Itoa(i) + "]"
+		if len(p.Schema) > 0 || p.Source.Type == "dynamodb_streams" {
+			continue
+		}
+		if strings.EqualFold(p.Source.Format, "csv") {
+			v.fail(pp+".schema", ErrMissingKey, "required for csv input (a schema is inferred at run time from JSON records only; `streamd infer` prints one for a CSV sample)")
+		}
+		if len(p.Transforms) > 0 {
+			v.fail(pp+".transforms", ErrInvalidValue, "need a declared schema: with none, columns are inferred at run time and transforms could name columns that do not exist yet (`streamd infer` prints a schema to start from)")
+		}
+		// Key columns must exist, with their DynamoDB type, from the
+		// first batch on; an inferred schema promises neither.
+		if p.Sink.Type == "dynamodb" {
+			v.fail(pp+".schema", ErrMissingKey, "required with a dynamodb sink: its key columns need declared types from the first batch on (`streamd infer` prints a schema)")
+		}
+		if p.Sink.Type == "opensearch" && len(p.Sink.ID) > 0 {
+			v.fail(pp+".sink.id", ErrInvalidValue, "needs a declared schema: the id columns must exist from the first batch on")
+		}
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return errors.Join(v.errs...)
 }
 
 // Operator state that fits a DynamoDB checkpoint item: the limit is
