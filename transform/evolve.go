@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -575,6 +576,13 @@ func (e *Evolver) Restore(lane string, state []byte) error {
 	}
 	if _, err := streamd.NewSchema(fields...); err != nil && len(fields) > 0 {
 		return fmt.Errorf("restore schema of lane %q: %w: %v", lane, ErrEvolveState, err)
+	}
+	for _, f := range e.opts.Seed {
+		// A seed column added to the config since the commit (a new
+		// partition column) joins at the end.
+		if !slices.ContainsFunc(fields, func(g streamd.Field) bool { return g.Name == f.Name }) {
+			fields = append(fields, f)
+		}
 	}
 	v, err := e.versionOf(fields)
 	if err != nil {

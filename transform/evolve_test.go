@@ -304,6 +304,23 @@ func TestEvolverRestore(t *testing.T) {
 	}
 }
 
+func TestEvolverRestoreAddsNewSeedColumns(t *testing.T) {
+	first := newEvolver(t, EvolveOptions{})
+	settleAll(t, first, "l", records(`{"id":1,"region":"eu"}`), nil, false)
+	st, err := first.Snapshot("l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := streamd.Type{Kind: streamd.KindString}
+	second := newEvolver(t, EvolveOptions{Seed: []streamd.Field{{Name: "region", Type: str}, {Name: "day", Type: str}}})
+	if err := second.Restore("l", st); err != nil {
+		t.Fatal(err)
+	}
+	if got := second.LaneSchema("l").Fingerprint(); got != "id:int64,region:string,day:string" {
+		t.Fatalf("restored schema %s", got)
+	}
+}
+
 func TestEvolverRestoreRejectsBadState(t *testing.T) {
 	e := newEvolver(t, EvolveOptions{})
 	for _, st := range []string{`{`, `{"v":2,"columns":[]}`, `{"v":1,"columns":[["a","nope"]]}`, `{"v":1,"columns":[["a","int64"],["a","string"]]}`} {
