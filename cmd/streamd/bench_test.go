@@ -17,7 +17,15 @@ import (
 // local file to snappy Parquet partitioned by region, end to end through the
 // streamd binary, and reports records/s and the child's peak RSS. Each
 // iteration starts from an empty state and output directory.
-func BenchmarkReplaySales1M(b *testing.B) {
+func BenchmarkReplaySales1M(b *testing.B) { replaySales(b, salesSchema) }
+
+// BenchmarkReplaySales1MInferred is BenchmarkReplaySales1M with no schema
+// in the config: columns are inferred at run time (transform.Evolver), so
+// there are no casts to decimal/date/timestamp, no computed column and no
+// filter.
+func BenchmarkReplaySales1MInferred(b *testing.B) { replaySales(b, "") }
+
+func replaySales(b *testing.B, schema string) {
 	const n = 1_000_000
 	dir := b.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
@@ -47,7 +55,7 @@ func BenchmarkReplaySales1M(b *testing.B) {
 		os.RemoveAll(filepath.Join(dir, "out"))
 		os.RemoveAll(filepath.Join(dir, "state"))
 		os.RemoveAll(filepath.Join(dir, "dlq"))
-		cfg := benchConfig(b, dir, window)
+		cfg := benchConfig(b, dir, schema, window)
 		args := []string{"run", "--config", cfg}
 		if prof := os.Getenv("STREAMD_BENCH_CPUPROFILE"); prof != "" {
 			args = append(args, "--cpuprofile", prof)
@@ -75,7 +83,7 @@ func BenchmarkReplaySales1M(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
 
-func benchConfig(b *testing.B, dir, window string) string {
+func benchConfig(b *testing.B, dir, schema, window string) string {
 	cfg := fmt.Sprintf(`state_dir: %[1]s/state
 pipelines:
   - name: sales
@@ -83,7 +91,7 @@ pipelines:
 %[2]s    window: %[3]s
     sink: {type: parquet, path: %[1]s/out, partition_by: [region], compression: snappy}
     dead_letter: {path: %[1]s/dlq}
-`, dir, salesSchema, window)
+`, dir, schema, window)
 	p := filepath.Join(dir, "streamd.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
