@@ -44,8 +44,11 @@ const (
 	DefaultConnectTimeout   = 30 * time.Second
 	DefaultFetchMaxWait     = 500 * time.Millisecond
 	defaultCommitTimeout    = 15 * time.Second
-	// maxFetchBytes caps one fetch request (compressed bytes).
-	maxFetchBytes = 4 << 20
+	// maxFetchBytes caps one fetch request (compressed bytes): a fetch is
+	// decoded whole before any of its records can be polled, so small
+	// fetches keep the pipeline fed steadily, and with compression 2MiB
+	// already holds ~8MiB of records.
+	maxFetchBytes = 2 << 20
 )
 
 // Config configures a Kafka / Amazon MSK source. Only Brokers, Group and
@@ -114,14 +117,15 @@ type Config struct {
 	// instead of retrying forever.
 	ConnectTimeout time.Duration
 
-	// MaxBufferedBytes bounds the fetched bytes (as sent by the brokers,
-	// so compressed) read ahead of the pipeline (default 32MiB): half of
-	// it for records polled from the client and waiting to be handed on,
-	// the other half for at most two fetches of a quarter of it (at most
-	// 4MiB each, a quarter of that per partition) in flight or buffered in
-	// the client. Fetching pauses while it is used up, so memory stays
-	// flat whatever the backlog. Larger rides out longer pipeline stalls
-	// and raises throughput on high-latency links at the cost of memory.
+	// MaxBufferedBytes bounds the bytes read ahead of the pipeline
+	// (default 32MiB): a quarter of it for records polled from the client
+	// and waiting to be handed on (their values, decompressed), another
+	// quarter for at most two fetches (each at most 2MiB as sent by the
+	// brokers, so compressed, and a quarter of that per partition) in
+	// flight or buffered in the client. Fetching pauses while the queue is
+	// full, so memory stays flat whatever the backlog. Larger rides out
+	// longer pipeline stalls and raises throughput on high-latency links
+	// at the cost of memory.
 	MaxBufferedBytes int
 	// PollRecords is the most records taken from the client per poll
 	// (default 16384); ChunkRecords the most records per chunk handed to

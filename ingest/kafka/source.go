@@ -111,7 +111,7 @@ func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- inge
 	r := &runner{
 		cfg: s.cfg, log: s.log, resume: resume, out: out, m: m,
 		lanes: map[string]*laneState{}, caughtUp: make(chan struct{}, 1),
-		q: newFetchQueue(s.cfg.MaxBufferedBytes / 2),
+		q: newFetchQueue(s.cfg.MaxBufferedBytes / 4),
 	}
 	opts, err := s.clientOpts(ctx, r)
 	if err != nil {
@@ -174,12 +174,10 @@ func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
 	if c.Start == StartLatest {
 		start = kgo.NewOffset().AtEnd()
 	}
-	// A quarter of the budget per fetch (at most two in flight or
-	// buffered in the client), the other half for the fetch-ahead queue.
-	// Fetches of a few MiB keep the pipeline fed steadily: a fetch is
-	// decoded whole before any of its records can be polled, so a large
-	// one is a long gap.
-	fetchBytes := int32(min(c.MaxBufferedBytes/4, maxFetchBytes))
+	// An eighth of the budget per fetch (at most two in flight or
+	// buffered in the client), capped at maxFetchBytes; a quarter for the
+	// fetch-ahead queue (runner.q).
+	fetchBytes := int32(min(c.MaxBufferedBytes/8, maxFetchBytes))
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),

@@ -431,9 +431,9 @@ func TestBufferedBytesStayBounded(t *testing.T) {
 		queuedRecs += len(it.p.Records)
 	}
 	q.mu.Unlock()
-	// Half for the fetch-ahead queue (plus one poll over it), half for two
-	// fetches of a quarter each, plus at most one record batch over the
-	// partition limit.
+	// A quarter for the fetch-ahead queue (plus one poll over it), a
+	// quarter for two fetches of an eighth each, plus at most one record
+	// batch over the partition limit.
 	t.Logf("client buffers %d bytes, %d records; %d bytes, %d records queued",
 		cl.BufferedFetchBytes(), cl.BufferedFetchRecords(), queued, queuedRecs)
 	if got, limit := cl.BufferedFetchBytes()+int64(queued), int64(cfg.MaxBufferedBytes+cfg.PollRecords*size+64<<10); got > limit {
