@@ -33,9 +33,16 @@
 //
 // # Memory and poison records
 //
-// Fetching is bounded by MaxBufferedBytes (two fetches of half that size
-// at most) and the pipeline's channels block, so memory stays flat
-// whatever the backlog. Record values are handed on untouched: nothing in
+// A fetcher goroutine polls the client into a queue bounded by a quarter
+// of MaxBufferedBytes, so the next fetch is under way while the pipeline
+// takes the records of the last (franz-go fetches from a broker again only
+// once its buffered fetch was polled); a sender goroutine hands the queue
+// on as chunks. Records polled before a revoke are tagged with the lane's
+// assignment epoch and dropped, never sent after the Revoked chunk.
+// Fetches are small (at most 2MiB, two at a time) and the pipeline's
+// channels block, so memory stays flat whatever the backlog. Record slabs
+// come from a pool (kgo.WithPools) and return to it when the pipeline
+// released the chunk holding them. Record values are handed on untouched: nothing in
 // a record's content can fail the source, and the pipeline dead-letters
 // what it cannot decode.
 //
