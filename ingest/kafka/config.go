@@ -118,9 +118,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// MaxBufferedBytes bounds the bytes read ahead of the pipeline
-	// (default 32MiB): a quarter of it for records polled from the client
-	// and waiting to be handed on (their values, decompressed), another
-	// quarter for at most two fetches (each at most 2MiB as sent by the
+	// (default 32MiB): an eighth of it for records polled from the client
+	// and waiting to be handed on (their values, decompressed), a quarter
+	// for at most two fetches (each at most 2MiB as sent by the
 	// brokers, so compressed, and a quarter of that per partition) in
 	// flight or buffered in the client. Fetching pauses while the queue is
 	// full, so memory stays flat whatever the backlog. Larger rides out

@@ -33,7 +33,7 @@
 //
 // # Memory and poison records
 //
-// A fetcher goroutine polls the client into a queue bounded by a quarter
+// A fetcher goroutine polls the client into a queue bounded by an eighth
 // of MaxBufferedBytes, so the next fetch is under way while the pipeline
 // takes the records of the last (franz-go fetches from a broker again only
 // once its buffered fetch was polled); a sender goroutine hands the queue

@@ -111,7 +111,7 @@ func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- inge
 	r := &runner{
 		cfg: s.cfg, log: s.log, resume: resume, out: out, m: m,
 		lanes: map[string]*laneState{}, caughtUp: make(chan struct{}, 1),
-		q: newFetchQueue(s.cfg.MaxBufferedBytes / 4),
+		q: newFetchQueue(s.cfg.MaxBufferedBytes / 8),
 	}
 	opts, err := s.clientOpts(ctx, r)
 	if err != nil {
@@ -175,8 +175,8 @@ func (s *Source) clientOpts(ctx context.Context, r *runner) ([]kgo.Opt, error) {
 		start = kgo.NewOffset().AtEnd()
 	}
 	// An eighth of the budget per fetch (at most two in flight or
-	// buffered in the client), capped at maxFetchBytes; a quarter for the
-	// fetch-ahead queue (runner.q).
+	// buffered in the client), capped at maxFetchBytes; the
+	// fetch-ahead queue (runner.q) gets another eighth.
 	fetchBytes := int32(min(c.MaxBufferedBytes/8, maxFetchBytes))
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),

@@ -431,7 +431,7 @@ func TestBufferedBytesStayBounded(t *testing.T) {
 		queuedRecs += len(it.p.Records)
 	}
 	q.mu.Unlock()
-	// A quarter for the fetch-ahead queue (plus one poll over it), a
+	// An eighth for the fetch-ahead queue (plus one poll over it), a
 	// quarter for two fetches of an eighth each, plus at most one record
 	// batch over the partition limit.
 	t.Logf("client buffers %d bytes, %d records; %d bytes, %d records queued",
