@@ -159,8 +159,12 @@ func putAll(ctx context.Context, cl *firehose.Client, n, workers int, acked *ato
 						acked.Add(int64(len(recs)))
 						break
 					}
+					// Certainly not appended: nobody listened, or an error
+					// status came back. A 200 whose body was cut (SIGKILL
+					// mid-response, a client timeout while reading it) also
+					// surfaces as a ResponseError, but the append happened.
 					var re *awshttp.ResponseError
-					certain := strings.Contains(err.Error(), "connection refused") || (errors.As(err, &re) && re.HTTPStatusCode() > 0)
+					certain := strings.Contains(err.Error(), "connection refused") || (errors.As(err, &re) && re.HTTPStatusCode() >= 400)
 					if !certain {
 						mu.Lock()
 						for i := j.from; i < j.to; i++ {
