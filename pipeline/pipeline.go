@@ -144,6 +144,8 @@ type Pipeline struct {
 
 	liveMu sync.Mutex
 	live   map[string]*laneRun // running lanes, for LaneStats
+
+	spares chan *streamd.Batch // committed batches whose vectors are reused
 }
 
 // LaneStat describes one running lane.
@@ -207,7 +209,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{cfg: cfg, log: log.With(slog.String("pipeline", cfg.Name)), live: map[string]*laneRun{}}, nil
+	return &Pipeline{cfg: cfg, log: log.With(slog.String("pipeline", cfg.Name)), live: map[string]*laneRun{},
+		spares: make(chan *streamd.Batch, 1)}, nil
 }
 
 // Name returns the pipeline's name.
@@ -558,6 +561,7 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 					}
 					l.committed = f.b.To.String()
 					l.mu.Unlock()
+					p.spareBatch(f.b)
 				}
 			}
 			// A failed lane drains so its other goroutines can finish.
@@ -623,10 +627,34 @@ func (p *Pipeline) forget(lane string) {
 	}
 }
 
+// spareBatch keeps a committed batch's vectors for a later open batch of
+// the same schema, so that each window does not allocate, zero and fault
+// in a window's worth of fresh memory. At most cap(p.spares) batches are
+// kept, each at most a sixteenth of the memory budget.
+func (p *Pipeline) spareBatch(b *streamd.Batch) {
+	if limit := p.cfg.Budget.Limit(); limit > 0 && int64(b.MemSize()) > limit/16 {
+		return
+	}
+	b.Reset()
+	select {
+	case p.spares <- b:
+	default:
+	}
+}
+
 // newOpenBatch returns an empty batch sized, from its first segment first,
 // for a full window, so that appending segments copies each value once.
 func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batch {
-	b := streamd.NewBatch(first.Schema, lane)
+	var b *streamd.Batch
+	select {
+	case b = <-p.spares:
+	default:
+	}
+	if b != nil && b.Schema == first.Schema {
+		b.Lane = lane
+	} else {
+		b = streamd.NewBatch(first.Schema, lane)
+	}
 	rows := p.cfg.Window.MaxRecords
 	if first.Read > 0 && first.Bytes > 0 {
 		// Rows that fit in max_bytes at this segment's bytes per record.

@@ -309,3 +309,33 @@ func TestRedoFirstIntentWithoutCommit(t *testing.T) {
 		t.Fatalf("redo rows %v", got)
 	}
 }
+
+// TestReusedBatchesHoldOnlyTheirWindow: committed batches are reused for
+// later windows; each write still holds exactly its own records.
+func TestReusedBatchesHoldOnlyTheirWindow(t *testing.T) {
+	data := nums(2000)
+	data[333] = "bad" // a dead letter in one window must not reappear in the next
+	src := &sliceSource{lanes: map[string][]string{"a": data, "b": nums(1500)}, chunk: 37}
+	sink, dl := &memSink{}, &memSink{}
+	p, err := pipeline.New(pipeline.Config{Name: "t", Source: src, Processor: newNumProcessor(), Sink: sink, DeadLetter: dl,
+		Store: checkpoint.NewFileStore(t.TempDir()), Window: window.Policy{MaxRecords: 100}, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range sink.writes {
+		rows := sink.rows[in]
+		want := int(in.To.Offset - in.From.Offset + 1)
+		if in.Lane == "a" && in.From.Offset <= 333 && 333 <= in.To.Offset {
+			want--
+		}
+		if len(rows) != want || rows[0] != in.From.Offset && rows[0] != in.From.Offset+1 || rows[len(rows)-1] != in.To.Offset {
+			t.Fatalf("write %+v holds %d rows %v..%v, want %d", in, len(rows), rows[0], rows[len(rows)-1], want)
+		}
+	}
+	if st := p.Stats(); st.Written != 3499 || st.DeadLettered != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
