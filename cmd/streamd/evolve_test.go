@@ -275,15 +275,7 @@ func TestInferredSchemaCrashExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeEvolving(t, dir, 3, 60000)
 	cfg := evolvingConfig(t, dir, "{max_records: 700, max_age: 1s}")
-	kills := killRepeatedly(t, dir, cfg, 12, 100, 80*time.Millisecond, 400*time.Millisecond)
-	if kills < 8 {
-		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
-	}
-	out, err := runStreamd(t, dir, "run", "--config", cfg)
-	if err != nil {
-		t.Fatalf("final run: %v\n%s", err, out)
-	}
-	t.Logf("after %d kills: %s", kills, lastLine(out))
+	out := crashThenFinish(t, dir, cfg, killPlan{want: 12, least: 8, attempts: 100, minDelay: 80 * time.Millisecond, spread: 400 * time.Millisecond})
 	if readOf(t, out) >= len(truths) {
 		t.Fatalf("the killed runs committed nothing: %s", lastLine(out))
 	}

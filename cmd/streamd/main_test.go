@@ -202,8 +202,26 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeSales(t, dir, 4, 55000, salesgen.Options{FilteredEvery: 53, MalformedEvery: 211, UncastableEvery: 307})
 	cfg := salesConfig(t, dir, "{max_records: 500, max_age: 1s}")
-	kills := killRepeatedly(t, dir, cfg, 25, 200, 15*time.Millisecond, 200*time.Millisecond)
-	if kills < 20 {
+	out := crashThenFinish(t, dir, cfg, killPlan{want: 25, least: 20, attempts: 200, minDelay: 15 * time.Millisecond, spread: 200 * time.Millisecond})
+	if readOf(t, out) >= len(truths) {
+		t.Fatalf("the killed runs committed nothing: %s", lastLine(out))
+	}
+	checkExactlyOnce(t, dir, truths)
+}
+
+// killPlan is how crashThenFinish kills: want kills (at least least)
+// within attempts starts, each after minDelay plus up to spread.
+type killPlan struct {
+	want, least, attempts int
+	minDelay, spread      time.Duration
+}
+
+// crashThenFinish SIGKILLs streamd runs of cfg as planned, then runs it to
+// the end and returns that run's output.
+func crashThenFinish(t *testing.T, dir, cfg string, k killPlan) string {
+	t.Helper()
+	kills := killRepeatedly(t, dir, cfg, k.want, k.attempts, k.minDelay, k.spread)
+	if kills < k.least {
 		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
 	}
 	out, err := runStreamd(t, dir, "run", "--config", cfg)
@@ -211,7 +229,7 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
 	t.Logf("after %d kills: %s", kills, lastLine(out))
-	checkExactlyOnce(t, dir, truths)
+	return out
 }
 
 // killRepeatedly starts streamd run on cfg and SIGKILLs it after a random

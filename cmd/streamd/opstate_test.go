@@ -118,18 +118,11 @@ func TestOperatorStateSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("the clean run neither deduplicated nor dropped outliers: %s", summary)
 	}
 	cfg := opStateConfig(t, killed, "{max_records: 600, max_age: 1s}")
-	kills := killRepeatedly(t, killed, cfg, 12, 120, 150*time.Millisecond, 700*time.Millisecond)
-	if kills < 8 {
-		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
-	}
-	out, err = runStreamd(t, killed, "run", "--config", cfg)
-	if err != nil {
-		t.Fatalf("final run: %v\n%s", err, out)
-	}
+	out = crashThenFinish(t, killed, cfg, killPlan{want: 12, least: 8, attempts: 120, minDelay: 150 * time.Millisecond, spread: 700 * time.Millisecond})
 	if readOf(t, out) >= readOf(t, summary) {
 		t.Fatalf("the killed runs committed nothing, so no restart restored state: %s", lastLine(out))
 	}
-	t.Logf("clean: %s; after %d kills: %s", summary, kills, lastLine(out))
+	t.Logf("clean run: %s", summary)
 	wantRows, wantDead := outputOf(t, clean)
 	gotRows, gotDead := outputOf(t, killed)
 	if len(wantRows) == 0 || len(wantDead) == 0 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,22 +27,7 @@ const duckdbScript = `const { DuckDBInstance } = require('@duckdb/node-api');
 // @duckdb/node-api: $STREAMD_NODE_MODULES, else the repository's
 // .cache/npm/node_modules.
 func FindDuckDB() (node, modules string, err error) {
-	node, err = exec.LookPath("node")
-	if err != nil {
-		return "", "", fmt.Errorf("find duckdb: node not on PATH: %s", PeersInstallHint)
-	}
-	modules = os.Getenv("STREAMD_NODE_MODULES")
-	if modules == "" {
-		root, err := RepoRoot()
-		if err != nil {
-			return "", "", fmt.Errorf("find duckdb: %w: %s", err, PeersInstallHint)
-		}
-		modules = filepath.Join(root, ".cache", "npm", "node_modules")
-	}
-	if !fileExists(filepath.Join(modules, "@duckdb", "node-api", "package.json")) {
-		return "", "", fmt.Errorf("find duckdb: no @duckdb/node-api in %s: %s", modules, PeersInstallHint)
-	}
-	return node, modules, nil
+	return findNodeModule("duckdb", filepath.Join("@duckdb", "node-api"))
 }
 
 // DuckDBQuery runs sql in an in-memory DuckDB (a real engine, the way a

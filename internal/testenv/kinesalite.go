@@ -40,20 +40,28 @@ type KinesisPeer struct {
 // kinesalite: $STREAMD_NODE_MODULES, else the repository's
 // .cache/npm/node_modules.
 func FindKinesalite() (node, modules string, err error) {
+	return findNodeModule("kinesalite", "kinesalite")
+}
+
+// findNodeModule returns node's path and the node_modules directory
+// holding pkg (a path below node_modules): $STREAMD_NODE_MODULES, else the
+// repository's .cache/npm/node_modules. Errors name what and the install
+// hint.
+func findNodeModule(what, pkg string) (node, modules string, err error) {
 	node, err = exec.LookPath("node")
 	if err != nil {
-		return "", "", fmt.Errorf("find kinesalite: node not on PATH: %s", PeersInstallHint)
+		return "", "", fmt.Errorf("find %s: node not on PATH: %s", what, PeersInstallHint)
 	}
 	modules = os.Getenv("STREAMD_NODE_MODULES")
 	if modules == "" {
 		root, err := RepoRoot()
 		if err != nil {
-			return "", "", fmt.Errorf("find kinesalite: %w: %s", err, PeersInstallHint)
+			return "", "", fmt.Errorf("find %s: %w: %s", what, err, PeersInstallHint)
 		}
 		modules = filepath.Join(root, ".cache", "npm", "node_modules")
 	}
-	if !fileExists(filepath.Join(modules, "kinesalite", "package.json")) {
-		return "", "", fmt.Errorf("find kinesalite: no kinesalite in %s: %s", modules, PeersInstallHint)
+	if !fileExists(filepath.Join(modules, pkg, "package.json")) {
+		return "", "", fmt.Errorf("find %s: no %s in %s: %s", what, pkg, modules, PeersInstallHint)
 	}
 	return node, modules, nil
 }
