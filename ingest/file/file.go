@@ -28,6 +28,14 @@ type ObjectReader interface {
 	List(ctx context.Context, prefix string, fn func(name string) error) error
 }
 
+// RangeReader is implemented by an ObjectReader that can open an object
+// from a byte offset (a ranged GET; s3store does). The source uses it to
+// resume in the middle of a plain (not gzip) JSON-lines object without
+// transferring what it already read.
+type RangeReader interface {
+	GetFrom(ctx context.Context, name string, off int64) (io.ReadCloser, error)
+}
+
 // Config configures a file source.
 type Config struct {
 	// Paths are globs of local files ("data/*.jsonl") or of S3 keys
@@ -259,30 +267,50 @@ func (s *Source) expand(ctx context.Context) ([]lane, error) {
 	return lanes, nil
 }
 
-func (s *Source) open(ctx context.Context, l lane) (io.ReadCloser, error) {
+// open opens the lane's file from its start, or — when it can — from byte
+// from on (a plain JSON-lines file: gzip streams and CSV headers are read
+// from the start). It returns the offset the reader starts at.
+func (s *Source) open(ctx context.Context, l lane, from int64) (io.ReadCloser, int64, error) {
+	gz := strings.HasSuffix(l.name, ".gz")
+	if gz || s.cfg.Format == "csv" || from < 0 {
+		from = 0
+	}
 	var rc io.ReadCloser
-	if l.bucket != nil {
-		r, err := l.bucket.Get(ctx, l.key)
+	switch rr, ranged := l.bucket.(RangeReader); {
+	case l.bucket != nil && ranged && from > 0:
+		r, err := rr.GetFrom(ctx, l.key, from)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		rc = r
-	} else {
+	case l.bucket != nil:
+		r, err := l.bucket.Get(ctx, l.key)
+		if err != nil {
+			return nil, 0, err
+		}
+		rc, from = r, 0
+	default:
 		f, err := os.Open(l.name)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
+		}
+		if from > 0 {
+			if _, err := f.Seek(from, io.SeekStart); err != nil {
+				f.Close()
+				return nil, 0, fmt.Errorf("seek to %d: %w", from, err)
+			}
 		}
 		rc = f
 	}
-	if !strings.HasSuffix(l.name, ".gz") {
-		return rc, nil
+	if !gz {
+		return rc, from, nil
 	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(rc, 256<<10))
 	if err != nil {
 		rc.Close()
-		return nil, fmt.Errorf("open gzip stream: %w", err)
+		return nil, 0, fmt.Errorf("open gzip stream: %w", err)
 	}
-	return &gzipFile{Reader: zr, under: rc}, nil
+	return &gzipFile{Reader: zr, under: rc}, 0, nil
 }
 
 type gzipFile struct {
@@ -340,13 +368,18 @@ type readResult struct {
 // readFrom opens the lane and hands on its records after `after` (from the
 // start when !resumed) until the end or the first error.
 func (s *Source) readFrom(ctx context.Context, l lane, after streamd.Position, resumed bool, out chan<- ingest.Chunk) readResult {
-	rc, err := s.open(ctx, l)
+	from := int64(0)
+	if resumed {
+		from = after.Offset // the last record handed on starts there
+	}
+	rc, start, err := s.open(ctx, l, from)
 	if err != nil {
 		return readResult{err: fmt.Errorf("open: %w", err)}
 	}
 	defer rc.Close()
 
 	lr := newLineReader(rc, s.cfg.MaxRecordSize)
+	lr.off = start
 	var header []byte
 	if s.cfg.Format == "csv" {
 		h, _, _, err := lr.next()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -563,6 +564,31 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("get object %q: %w", name, sink.ErrNotExist)
 		}
 		return nil, fmt.Errorf("get object %q: %w", name, err)
+	}
+	return out.Body, nil
+}
+
+// GetFrom opens the object name from byte off on (a ranged GET), so that
+// a reader resuming in the middle of a large object does not transfer what
+// it already read. An offset at or past the end gives an empty reader;
+// ErrNotExist when the object is missing.
+func (s *Store) GetFrom(ctx context.Context, name string, off int64) (io.ReadCloser, error) {
+	if off <= 0 {
+		return s.Get(ctx, name)
+	}
+	if err := objstore.CheckName(name); err != nil {
+		return nil, fmt.Errorf("get object %q from %d: %w", name, off, err)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.Key(name)),
+		Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-")})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("get object %q from %d: %w", name, off, sink.ErrNotExist)
+		}
+		if apiCode(err) == "InvalidRange" {
+			return io.NopCloser(strings.NewReader("")), nil // off is past the end
+		}
+		return nil, fmt.Errorf("get object %q from %d: %w", name, off, err)
 	}
 	return out.Body, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -297,5 +298,31 @@ func BenchmarkPut(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestGetFrom(t *testing.T) {
+	peer := testenv.MinIO(t)
+	peer.CreateBucket(t, "ranged")
+	s := s3store.New(peer.Client(peer.Endpoint), "ranged", "p")
+	body := []byte("0123456789abcdef")
+	objstoretest.MustPut(t, s, "o.jsonl", body)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		off  int64
+		want string
+	}{{0, string(body)}, {-1, string(body)}, {10, "abcdef"}, {15, "f"}, {16, ""}, {1000, ""}} {
+		rc, err := s.GetFrom(ctx, "o.jsonl", tc.off)
+		if err != nil {
+			t.Fatalf("GetFrom(%d): %v", tc.off, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != tc.want {
+			t.Fatalf("GetFrom(%d) = %q, %v; want %q", tc.off, got, err, tc.want)
+		}
+	}
+	if _, err := s.GetFrom(ctx, "missing.jsonl", 5); !errors.Is(err, sink.ErrNotExist) {
+		t.Fatalf("GetFrom of a missing object = %v, want ErrNotExist", err)
 	}
 }
