@@ -11,6 +11,12 @@
 // files must start with a header line, which every chunk of the lane
 // carries; quoted CSV fields must not contain line breaks.
 //
+// Resuming in the middle of a plain JSON-lines file (after a restart, or
+// when an S3 transfer broke) starts reading at the last record handed on:
+// a seek for a local file, a ranged GET for a store that implements
+// RangeReader (s3store does). Gzip streams and CSV files (for the header)
+// are read from the start and skipped to the position.
+//
 // With Config.Follow the source tails literal local JSON-lines files as
 // they grow, through rotation by rename-and-create and by copytruncate:
 // positions carry a per-file generation (Position.Seq) plus the byte
