@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -156,24 +157,14 @@ func committedSchema(t *testing.T, store checkpoint.Store, lane string) string {
 		t.Fatal(err)
 	}
 	ev, _ := transform.NewEvolver(transform.EvolveOptions{})
-	n, k := uvarint(st.OpState)
-	if err := ev.Restore(lane, st.OpState[k:k+n]); err != nil {
+	n, k := binary.Uvarint(st.OpState)
+	if k <= 0 {
+		t.Fatalf("lane %s: state without a schema frame", lane)
+	}
+	if err := ev.Restore(lane, st.OpState[k:k+int(n)]); err != nil {
 		t.Fatal(err)
 	}
 	return ev.LaneSchema(lane).Fingerprint()
-}
-
-func uvarint(b []byte) (int, int) {
-	var x uint64
-	var s uint
-	for i, c := range b {
-		if c < 0x80 {
-			return int(x | uint64(c)<<s), i + 1
-		}
-		x |= uint64(c&0x7f) << s
-		s += 7
-	}
-	return 0, 0
 }
 
 // countOp is an operator whose state is the number of rows it has seen.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -301,6 +300,7 @@ func (e *Evolver) fold(base *version, recs []streamd.Record) (fields []streamd.F
 	}
 	w := &worker{}
 	var sc jsonScanner
+	root := &fieldLevel{} // reads no field: onTop sees every key
 	type change struct {
 		col int // -1: a new column
 		f   streamd.Field
@@ -308,8 +308,8 @@ func (e *Evolver) fold(base *version, recs []streamd.Record) (fields []streamd.F
 	var changes []change
 	var scratch streamd.Column
 	castMsg := func(t streamd.Type, tok token, data []byte) string {
-		scratch = streamd.Column{Type: t, Valid: scratch.Valid[:0], Int64: scratch.Int64[:0], Float64: scratch.Float64[:0],
-			Int32: scratch.Int32[:0], Bool: scratch.Bool[:0], Bytes: streamd.Bytes{Data: scratch.Bytes.Data[:0], Offs: scratch.Bytes.Offs[:0]}}
+		scratch.Type = t
+		scratch.Reset()
 		return w.cast(&scratch, tok, data, false)
 	}
 	fits := func(t streamd.Type, tok token, data []byte) bool { return castMsg(t, tok, data) == "" }
@@ -322,62 +322,64 @@ func (e *Evolver) fold(base *version, recs []streamd.Record) (fields []streamd.F
 			otherReasons++
 		}
 	}
+	// Per record: what it would change, and why it cannot be written.
+	var (
+		r             *streamd.Record
+		why, conflict string
+		conflictCol   int
+		added, values int
+	)
+	sc.onTop = func(key []byte, tok token) {
+		if tok.kind == kNull {
+			return
+		}
+		values++
+		if i, ok := index[string(key)]; ok {
+			t := fields[i].Type
+			msg := castMsg(t, tok, r.Data)
+			switch {
+			case msg == "":
+			case t.Kind == streamd.KindInt64 && fits(streamd.Type{Kind: streamd.KindFloat64}, tok, r.Data):
+				changes = append(changes, change{col: i, f: streamd.Field{Name: fields[i].Name, Type: streamd.Type{Kind: streamd.KindFloat64}}})
+			case conflictCol < 0 || i < conflictCol:
+				conflictCol, conflict = i, "column "+quote(fields[i].Name)+": "+msg
+			}
+			return
+		}
+		if why != "" {
+			return
+		}
+		name := string(key)
+		for _, c := range changes {
+			if c.col < 0 && c.f.Name == name {
+				return // a repeated key: the scanner keeps the last value
+			}
+		}
+		if p := columnNameProblem(name); p != "" {
+			why = fmt.Sprintf("field %q cannot become a column: %s", shorten(name, 64), p)
+			return
+		}
+		if len(fields)+added >= e.opts.MaxColumns {
+			why = fmt.Sprintf("field %q would add a column beyond the inferred schema's limit of %d columns", shorten(name, 64), e.opts.MaxColumns)
+			return
+		}
+		added++
+		changes = append(changes, change{col: -1, f: streamd.Field{Name: name, Type: e.typeOf(tok, r.Data, fits)}})
+	}
 	for ri := range recs {
-		r := &recs[ri]
+		r = &recs[ri]
 		if r.Err != "" {
 			continue
 		}
 		changes = changes[:0]
-		why := ""
-		conflictCol, conflict := -1, ""
-		added, values := 0, 0
-		ok := sc.topLevel(r.Data, func(key []byte, tok token) bool {
-			if tok.kind == kNull {
-				return true
-			}
-			values++
-			if i, ok := index[string(key)]; ok {
-				t := fields[i].Type
-				msg := castMsg(t, tok, r.Data)
-				switch {
-				case msg == "":
-				case t.Kind == streamd.KindInt64 && fits(streamd.Type{Kind: streamd.KindFloat64}, tok, r.Data):
-					changes = append(changes, change{col: i, f: streamd.Field{Name: fields[i].Name, Type: streamd.Type{Kind: streamd.KindFloat64}}})
-				case conflictCol < 0 || i < conflictCol:
-					conflictCol, conflict = i, "column "+quote(fields[i].Name)+": "+msg
-				}
-				return true
-			}
-			if why != "" {
-				return true
-			}
-			name := string(key)
-			for _, c := range changes {
-				if c.col < 0 && c.f.Name == name {
-					return true // a repeated key: the scanner keeps the last value
-				}
-			}
-			if p := columnNameProblem(name); p != "" {
-				why = fmt.Sprintf("field %q cannot become a column: %s", shorten(name, 64), p)
-				return true
-			}
-			if len(fields)+added >= e.opts.MaxColumns {
-				why = fmt.Sprintf("field %q would add a column beyond the inferred schema's limit of %d columns", shorten(name, 64), e.opts.MaxColumns)
-				return true
-			}
-			added++
-			changes = append(changes, change{col: -1, f: streamd.Field{Name: name, Type: e.typeOf(tok, r.Data, fits)}})
-			return true
-		})
+		why, conflict, conflictCol = "", "", -1
+		added, values = 0, 0
+		sc.data = r.Data
+		ok := sc.scanRecord(root)
+		sc.data = nil
 		switch {
 		case !ok:
-			// Malformed: the reason decoding gives it, with any columns.
-			sc.toks = sc.toks[:0]
-			sc.data = r.Data
-			if sc.scanRecord(&fieldLevel{}) {
-				sc.err = "malformed JSON" // not reached: topLevel and scanRecord agree
-			}
-			sc.data = nil
+			// Malformed: the scanner's reason, as decoding gives it.
 			rejectRec(ri, sc.err, false)
 			continue
 		case conflict != "":
@@ -604,73 +606,4 @@ func (e *Evolver) Forget(lane string) {
 			delete(e.pending, b)
 		}
 	}
-}
-
-// topLevel scans one record that must be a JSON object and calls fn with
-// each top-level key (valid only during the call) and value; fn returns
-// false to stop. It returns false for a malformed record or when fn
-// stopped.
-func (s *jsonScanner) topLevel(data []byte, fn func(key []byte, t token) bool) bool {
-	s.data, s.pos, s.err = data, 0, ""
-	defer func() { s.data = nil }()
-	s.ws()
-	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
-		return false
-	}
-	s.pos++
-	s.ws()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
-		s.pos++
-		s.ws()
-		return s.pos == len(s.data)
-	}
-	for {
-		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-			return false
-		}
-		ks, ke, esc, ok := s.str()
-		if !ok {
-			return false
-		}
-		key := s.data[ks:ke]
-		if esc {
-			if s.keyBf, ok = unescape(s.keyBf[:0], key); !ok {
-				return false
-			}
-			key = s.keyBf
-		}
-		s.ws()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return false
-		}
-		s.pos++
-		s.ws()
-		var t token
-		if !s.value(&t, 1) {
-			return false
-		}
-		if !fn(key, t) {
-			return false
-		}
-		s.ws()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			s.ws()
-		case '}':
-			s.pos++
-			s.ws()
-			return s.pos == len(s.data)
-		default:
-			return false
-		}
-	}
-}
-
-// String describes the evolver's limits, for logs.
-func (e *Evolver) String() string {
-	return "evolving schema (max " + strconv.Itoa(e.opts.MaxColumns) + " columns)"
 }

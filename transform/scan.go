@@ -91,6 +91,10 @@ type jsonScanner struct {
 	// value under a key the program does not read (schema evolution looks
 	// for it).
 	unknown bool
+	// onTop, when set, is called with every top-level key (unescaped,
+	// valid during the call) and value. Only for a root that reads no
+	// nested fields: a nested object's keys reuse the unescape buffer.
+	onTop func(key []byte, t token)
 }
 
 func (s *jsonScanner) fail(msg string) bool {
@@ -161,8 +165,9 @@ func (s *jsonScanner) object(node *fieldLevel, depth int) bool {
 			return false
 		}
 		var f *fieldNode
+		var key []byte
 		if node != nil {
-			key := s.data[ks:ke]
+			key = s.data[ks:ke]
 			if esc {
 				s.keyBf, ok = unescape(s.keyBf[:0], key)
 				if !ok {
@@ -194,6 +199,9 @@ func (s *jsonScanner) object(node *fieldLevel, depth int) bool {
 			}
 		} else if depth == 0 && t.kind != kNull {
 			s.unknown = true
+		}
+		if depth == 0 && s.onTop != nil {
+			s.onTop(key, t)
 		}
 		s.ws()
 		if s.pos >= len(s.data) {

@@ -67,17 +67,27 @@ func ReadParquetDir(dir string) ([]Row, error) {
 	return rows, nil
 }
 
-// ReadParquetFile reads one Parquet file with pqarrow.
-func ReadParquetFile(path string) ([]Row, error) {
+// openParquet opens one Parquet file for pqarrow; close releases it.
+func openParquet(path string) (fr *pqarrow.FileReader, close func() error, err error) {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("open parquet %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open parquet %s: %w", path, err)
 	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	fr, err = pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
-		return nil, fmt.Errorf("read parquet %s: %w", path, err)
+		pf.Close()
+		return nil, nil, fmt.Errorf("read parquet %s: %w", path, err)
 	}
+	return fr, pf.Close, nil
+}
+
+// ReadParquetFile reads one Parquet file with pqarrow.
+func ReadParquetFile(path string) ([]Row, error) {
+	fr, closeFile, err := openParquet(path)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFile()
 	tbl, err := fr.ReadTable(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("read parquet %s: %w", path, err)
@@ -105,15 +115,11 @@ func ReadParquetFile(path string) ([]Row, error) {
 // ReadParquetSchema returns the columns of one Parquet file in order, each
 // as "name:arrow type" (e.g. "quantity:int64"), as pqarrow maps them.
 func ReadParquetSchema(path string) ([]string, error) {
-	pf, err := file.OpenParquetFile(path, false)
+	fr, closeFile, err := openParquet(path)
 	if err != nil {
-		return nil, fmt.Errorf("open parquet %s: %w", path, err)
+		return nil, err
 	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		return nil, fmt.Errorf("read parquet %s: %w", path, err)
-	}
+	defer closeFile()
 	sc, err := fr.Schema()
 	if err != nil {
 		return nil, fmt.Errorf("read parquet schema %s: %w", path, err)
