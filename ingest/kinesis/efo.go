@@ -295,30 +295,3 @@ func (s *Source) consumeSubscription(ctx context.Context, r *reader, stream *kin
 		}
 	}
 }
-
-// deliver sends one chunk of a shard and tracks what was sent; a closed
-// shard with nothing pending is finished. It returns false when ctx ended.
-func (s *Source) deliver(ctx context.Context, r *reader, recs []streamd.Record, end bool, out chan<- ingest.Chunk) bool {
-	c := ingest.Chunk{Lane: r.shard, Records: append([]streamd.Record(nil), recs...), End: end}
-	select {
-	case out <- c:
-	case <-ctx.Done():
-		return false
-	}
-	s.m.read.WithLabelValues(s.cfg.Stream).Add(float64(len(recs)))
-	s.mu.Lock()
-	if len(recs) > 0 {
-		r.sent, r.hasSent = recs[len(recs)-1].Pos, true
-	}
-	finish := false
-	if end {
-		r.ended = true
-		finish = !r.pending() && !r.finishing
-		r.finishing = r.finishing || finish
-	}
-	s.mu.Unlock()
-	if finish {
-		s.finish(ctx, r)
-	}
-	return true
-}
