@@ -127,14 +127,15 @@ func FreePort(t testing.TB) int {
 
 // lockedBuffer collects a process's output for failure messages.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu        sync.Mutex
+	b         bytes.Buffer
+	unbounded bool // keep everything (default: drop writes past 1 MiB)
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
+	if !l.unbounded && l.b.Len() > 1<<20 {
 		return len(p), nil
 	}
 	return l.b.Write(p)

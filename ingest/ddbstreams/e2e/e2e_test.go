@@ -253,18 +253,18 @@ func TestKillRestartAcrossRollover(t *testing.T) {
 	go func() { werr <- w.run(ctx, 0, 3000, 3) }()
 
 	p1 := start(t, "streamd-1", cfg, peer.Env())
-	waitFor(t, 120*time.Second, "1000 rows", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= 1000 })
+	testenv.WaitFor(t, 120*time.Second, "1000 rows", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= 1000 })
 	peer.TriggerShardRollovers(t)
 	n := w.count()
-	waitFor(t, 120*time.Second, "rows after the rollover", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= n+300 })
-	p1.kill(t)
+	testenv.WaitFor(t, 120*time.Second, "rows after the rollover", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= n+300 })
+	p1.Kill(t)
 	if err := <-werr; err != nil {
 		t.Fatalf("writer: %v", err)
 	}
 	total := w.count()
 	p2 := start(t, "streamd-2", cfg, peer.Env())
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d rows", total), func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= total })
-	p2.stop(t, 30*time.Second)
+	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d rows", total), func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= total })
+	p2.Stop(t, 30*time.Second)
 	rows := readRows(t, filepath.Join(dir, "out"))
 	if len(rows) != total {
 		t.Fatalf("%d rows, the writer made %d changes", len(rows), total)
@@ -299,7 +299,7 @@ func TestStreamReenabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := w.count()
-	waitFor(t, 60*time.Second, "the first stream's changes", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= before })
+	testenv.WaitFor(t, 60*time.Second, "the first stream's changes", func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= before })
 	setStream := func(on bool) {
 		spec := &types.StreamSpecification{StreamEnabled: aws.Bool(on)}
 		if on {
@@ -324,8 +324,8 @@ func TestStreamReenabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := w.count()
-	waitFor(t, 90*time.Second, fmt.Sprintf("%d rows", total), func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= total })
-	p.stop(t, 30*time.Second)
+	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("%d rows", total), func() bool { return len(readRows(t, filepath.Join(dir, "out"))) >= total })
+	p.Stop(t, 30*time.Second)
 	rows := readRows(t, filepath.Join(dir, "out"))
 	if len(rows) != total {
 		t.Fatalf("%d rows, want %d (the gap's %d changes are in no stream)", len(rows), total, gap.count())
@@ -345,7 +345,7 @@ func TestStreamReenabled(t *testing.T) {
 	}
 	checkChangeLog(t, rows, w)
 	var reported bool
-	for _, line := range strings.Split(p.stderr.String(), "\n") {
+	for _, line := range strings.Split(p.Stderr(), "\n") {
 		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, oldARN) && strings.Contains(line, newARN) {
 			reported = true
 		}

@@ -37,14 +37,14 @@ func TestGroupScaleOutExactlyOnce(t *testing.T) {
 	progress := func(n int64) func() bool {
 		return func() bool { return committed(t, k, group, topic) >= n }
 	}
-	waitFor(t, 90*time.Second, "5000 committed", progress(5000))
-	p1.kill(t) // mid-stream: open intents, maybe half-written files
+	testenv.WaitFor(t, 90*time.Second, "5000 committed", progress(5000))
+	p1.Kill(t) // mid-stream: open intents, maybe half-written files
 	time.Sleep(500 * time.Millisecond)
 	p1 = start(t, "p1-restarted", cfg)
-	waitFor(t, 90*time.Second, "14000 committed", progress(14000))
+	testenv.WaitFor(t, 90*time.Second, "14000 committed", progress(14000))
 	p3 := start(t, "p3", cfg)
-	waitFor(t, 90*time.Second, "24000 committed", progress(24000))
-	p3.stop(t, 40*time.Second) // leaves: its partitions move back
+	testenv.WaitFor(t, 90*time.Second, "24000 committed", progress(24000))
+	p3.Stop(t, 40*time.Second) // leaves: its partitions move back
 
 	select {
 	case <-prod.done:
@@ -54,9 +54,9 @@ func TestGroupScaleOutExactlyOnce(t *testing.T) {
 	if prod.err != nil {
 		t.Fatalf("produce: %v", prod.err)
 	}
-	waitFor(t, 2*time.Minute, "everything committed", progress(total))
-	p1.stop(t, 40*time.Second)
-	p2.stop(t, 40*time.Second)
+	testenv.WaitFor(t, 2*time.Minute, "everything committed", progress(total))
+	p1.Stop(t, 40*time.Second)
+	p2.Stop(t, 40*time.Second)
 
 	checkOutput(t, dir, prod.truths)
 }

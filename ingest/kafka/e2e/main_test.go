@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,105 +58,11 @@ pipelines:
 	return p
 }
 
-// proc is one running streamd process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *lockedBuf
-	done   chan struct{}
-	err    error
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// errNoKafka is what a binary without the kafka wiring says.
-const errNoKafka = "is not available in this build"
-
-// start runs `streamd run --config cfg`; the process is SIGKILLed at
-// cleanup if still running.
-func start(t testing.TB, name, cfg string) *proc {
+// start runs `streamd run --config cfg` (testenv.StartChild: SIGKILLed
+// at cleanup).
+func start(t testing.TB, name, cfg string) *testenv.Child {
 	t.Helper()
-	p := &proc{name: name, stderr: &lockedBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(streamdBin, "run", "--config", cfg)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s stderr (tail):\n%s", name, tail(p.stderr.String(), 3000))
-		}
-	})
-	// A binary without the kafka wiring exits at once.
-	select {
-	case <-p.done:
-		if strings.Contains(p.stderr.String(), errNoKafka) {
-			t.Fatalf("this streamd build has no kafka source: wire it in cmd/streamd (buildSource case \"kafka\") as ingest/kafka/README.md shows\n%s", p.stderr.String())
-		}
-		if strings.Contains(p.stderr.String(), `unknown key "session_timeout"`) {
-			t.Fatalf("the config lacks the kafka source keys: add them to internal/config Source as ingest/kafka/README.md shows\n%s", p.stderr.String())
-		}
-		t.Fatalf("%s exited at start: %v\n%s", name, p.err, p.stderr.String())
-	case <-time.After(300 * time.Millisecond):
-	}
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// kill sends SIGKILL and waits.
-func (p *proc) kill(t testing.TB) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill %s: %v", p.name, err)
-	}
-	<-p.done
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t testing.TB, within time.Duration) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop %s: %v", p.name, err)
-	}
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("%s exited with %v after SIGTERM\n%s", p.name, p.err, tail(p.stderr.String(), 3000))
-		}
-	case <-time.After(within):
-		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, within)
-	}
+	return testenv.StartChild(t, streamdBin, name, nil, "run", "--config", cfg)
 }
 
 // salesBatch returns n sales records with ids from firstID, spread
@@ -197,18 +101,6 @@ func committed(t testing.TB, k *testenv.KafkaPeer, group, topic string) int64 {
 		}
 	})
 	return n
-}
-
-// waitFor polls cond every 100ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // producer keeps writing batches until total records are written.

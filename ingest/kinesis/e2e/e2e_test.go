@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,7 +37,7 @@ func TestSharedStreamSurvivesKillAndReshard(t *testing.T) {
 	kin.CreateStream(t, stream, 4)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, stream)
-	env := append(append(os.Environ(), kin.Env()...), ddb.Env()...)
+	env := append(kin.Env(), ddb.Env()...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -70,15 +65,15 @@ func TestSharedStreamSurvivesKillAndReshard(t *testing.T) {
 		}
 		return len(r)
 	}
-	waitFor(t, 2*time.Minute, "a first share of the records", func() bool { return rows() >= keys*perKey/4 })
-	p1.kill(t) // open intents, leases held until they expire
+	testenv.WaitFor(t, 2*time.Minute, "a first share of the records", func() bool { return rows() >= keys*perKey/4 })
+	p1.Kill(t) // open intents, leases held until they expire
 	p1 = start(t, "p1-restarted", cfg, env)
 	if err := <-prod; err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	waitFor(t, 3*time.Minute, "every record", func() bool { return rows() >= keys*perKey })
-	p1.stop(t, 40*time.Second)
-	p2.stop(t, 40*time.Second)
+	testenv.WaitFor(t, 3*time.Minute, "every record", func() bool { return rows() >= keys*perKey })
+	p1.Stop(t, 40*time.Second)
+	p2.Stop(t, 40*time.Second)
 
 	all, err := outcheck.ReadParquetDir(out)
 	if err != nil {
@@ -137,109 +132,11 @@ pipelines:
 	return p
 }
 
-// proc is one running streamd process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *lockedBuf
-	done   chan struct{}
-	err    error
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// notWired is what a binary without the kinesis / dynamodb wiring says.
-const notWired = "not available in this build"
-
-func start(t *testing.T, name, cfg string, env []string) *proc {
+// start runs `streamd run --config cfg` with env added to the test's
+// environment (testenv.StartChild: SIGKILLed at cleanup).
+func start(t *testing.T, name, cfg string, env []string) *testenv.Child {
 	t.Helper()
-	p := &proc{name: name, stderr: &lockedBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(streamdBin, "run", "--config", cfg)
-	p.cmd.Env = env
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s stderr (tail):\n%s", name, tail(p.stderr.String(), 3000))
-		}
-	})
-	select {
-	case <-p.done:
-		if strings.Contains(p.stderr.String(), notWired) {
-			t.Fatalf("this streamd build lacks the kinesis source or the dynamodb checkpoint store: wire them in cmd/streamd as ingest/kinesis/README.md shows\n%s", p.stderr.String())
-		}
-		t.Fatalf("%s exited at start: %v\n%s", name, p.err, p.stderr.String())
-	case <-time.After(500 * time.Millisecond):
-	}
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill %s: %v", p.name, err)
-	}
-	<-p.done
-}
-
-func (p *proc) stop(t *testing.T, within time.Duration) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop %s: %v", p.name, err)
-	}
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("%s exited with %v after SIGTERM\n%s", p.name, p.err, tail(p.stderr.String(), 3000))
-		}
-	case <-time.After(within):
-		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, within)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return testenv.StartChild(t, streamdBin, name, env, "run", "--config", cfg)
 }
 
 // produce puts perKey events {k, n} for each of keys partition keys, one
