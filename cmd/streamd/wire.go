@@ -260,7 +260,7 @@ func buildSink(ctx context.Context, pc config.Pipeline, stores *storeCache, reg 
 		pq, err := parquet.New(store, pc.Name, parquet.Options{
 			Compression: comp, PartitionBy: pc.Sink.PartitionBy, RowGroupRows: pc.Sink.RowGroupSize,
 			RowGroupBytes: int64(pc.Sink.RowGroupBytes), TargetFileBytes: int64(pc.Sink.TargetFileSize),
-			RecordSchemas: inferredSchema(pc),
+			RecordSchemas: pc.InferredSchema(),
 		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: sink: %w", pc.Name, err)
@@ -339,7 +339,7 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 		// Without a schema a change log keeps the images whole.
 		spec.Columns = cdcColumns()
 	}
-	if len(spec.Columns) == 0 {
+	if pc.InferredSchema() {
 		return evolver(pc)
 	}
 	steps := make([]transform.Step, 0, len(pc.Transforms))
@@ -363,18 +363,10 @@ func compileTransforms(pc config.Pipeline, reg prometheus.Registerer, log *slog.
 	return prog, chain, nil
 }
 
-// inferredSchema reports whether the pipeline's schema is inferred at run
-// time.
-func inferredSchema(pc config.Pipeline) bool {
-	return len(pc.Schema) == 0 && pc.Source.Type != "dynamodb_streams"
-}
-
 // evolver is the processor of a pipeline whose schema is inferred at run
-// time (config validation has refused CSV input and transforms).
+// time (Config.CheckRunnable, which run and validate call first, refuses
+// CSV input and transforms without a schema).
 func evolver(pc config.Pipeline) (pipeline.Processor, pipeline.Operator, error) {
-	if strings.EqualFold(pc.Source.Format, "csv") || len(pc.Transforms) > 0 {
-		return nil, nil, fmt.Errorf("pipeline %q: a schema is inferred at run time only for JSON input without transforms; declare schema (streamd infer prints one)", pc.Name)
-	}
 	var seed []streamd.Field
 	for _, name := range pc.Sink.PartitionBy {
 		seed = append(seed, streamd.Field{Name: name, Type: streamd.Type{Kind: streamd.KindString}})

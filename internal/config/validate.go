@@ -233,6 +233,13 @@ func (v *validator) pipeline(pp string, p *Pipeline, memoryLimit ByteSize) {
 	}
 }
 
+// InferredSchema reports whether the pipeline's columns are inferred at
+// run time: no schema is declared and the source is not a DynamoDB change
+// log (which has fixed default columns).
+func (p *Pipeline) InferredSchema() bool {
+	return len(p.Schema) == 0 && p.Source.Type != "dynamodb_streams"
+}
+
 // CheckRunnable checks what running the config needs beyond Validate
 // (which `streamd infer` also uses, on configs that have no schema yet): a
 // pipeline without a schema must be one whose schema can be inferred at
@@ -244,7 +251,7 @@ func (c *Config) CheckRunnable() error {
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		pp := "pipelines[" + strconv.Itoa(i) + "]"
-		if len(p.Schema) > 0 || p.Source.Type == "dynamodb_streams" {
+		if !p.InferredSchema() {
 			continue
 		}
 		if strings.EqualFold(p.Source.Format, "csv") {
