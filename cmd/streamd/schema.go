@@ -7,13 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/internal/config"
-	"github.com/streamd/streamd/sink"
-	"github.com/streamd/streamd/sink/objstore"
-	"github.com/streamd/streamd/sink/objstore/s3store"
 	"github.com/streamd/streamd/sink/parquet"
 	"github.com/streamd/streamd/transform/infer"
 )
@@ -68,16 +64,10 @@ func runSchema(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var store sink.ObjectStore
-	if strings.HasPrefix(pc.Sink.Path, "s3://") {
-		st, err := s3store.Open(ctx, pc.Sink.Path, log)
-		if err != nil {
-			fmt.Fprintf(stderr, "streamd schema: pipeline %q: %v\n", pc.Name, err)
-			return 1
-		}
-		store = st
-	} else {
-		store = objstore.NewLocal(filepath.Clean(pc.Sink.Path))
+	store, err := openLocation(ctx, pc.Sink.Path, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamd schema: pipeline %q: %v\n", pc.Name, err)
+		return 1
 	}
 	recs, err := parquet.ReadSchemas(ctx, store, pc.Name)
 	if err != nil {

@@ -167,15 +167,11 @@ func (c *storeCache) openKeyed(ctx context.Context, key, loc string, opts ...s3s
 	if s, ok := c.byURL[key]; ok {
 		return s, nil
 	}
-	var s sink.ObjectStore
-	if strings.HasPrefix(loc, "s3://") {
-		st, err := s3store.Open(ctx, loc, c.log, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", loc, err)
-		}
-		s = st
-	} else {
-		l := objstore.NewLocal(filepath.Clean(loc))
+	s, err := openLocation(ctx, loc, c.log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if l, ok := s.(*objstore.Local); ok {
 		// Temporary files of writes that a crash interrupted are garbage;
 		// those younger than a minute may belong to a peer process sharing
 		// the directory (a consumer group on one host) and are left alone.
@@ -186,10 +182,23 @@ func (c *storeCache) openKeyed(ctx context.Context, key, loc string, opts ...s3s
 		if n > 0 {
 			c.log.Info("removed temporary files of interrupted writes", slog.String("dir", loc), slog.Int("files", n))
 		}
-		s = l
 	}
 	c.byURL[key] = s
 	return s, nil
+}
+
+// openLocation opens an object-store location: s3://bucket/prefix through
+// s3store, anything else as a local directory. It does no I/O for a local
+// directory (storeCache sweeps it).
+func openLocation(ctx context.Context, loc string, log *slog.Logger, opts ...s3store.Option) (sink.ObjectStore, error) {
+	if !strings.HasPrefix(loc, "s3://") {
+		return objstore.NewLocal(filepath.Clean(loc)), nil
+	}
+	st, err := s3store.Open(ctx, loc, log, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", loc, err)
+	}
+	return st, nil
 }
 
 func buildPipeline(ctx context.Context, cfg *config.Config, pc config.Pipeline, store checkpoint.Store, stores *storeCache,
