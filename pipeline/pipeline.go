@@ -515,7 +515,11 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 				}
 				if segmented {
 					if open == nil {
-						open = p.newIndexBatch(name, b)
+						// It indexes the window's rows (AppendIndex); nothing
+						// is reserved up front: with many lanes, a full
+						// window's positions each would be memory the
+						// budget does not see.
+						open = p.emptyBatch(name, b.Schema)
 					} else if b.Schema != open.Schema {
 						failed = true
 						fail(fmt.Errorf("assemble lane %q: a segment changed the schema within a window", name))
@@ -677,37 +681,24 @@ func (p *Pipeline) recycle(b *streamd.Batch) {
 	}
 }
 
-// newIndexBatch returns an empty batch that indexes the rows of a
-// segmented window (streamd.Batch.AppendIndex), a committed one's vectors
-// when one is spare. Nothing is reserved up front: with many lanes, a
-// full window's positions each would be memory the budget does not see.
-func (p *Pipeline) newIndexBatch(lane string, first *streamd.Batch) *streamd.Batch {
-	var b *streamd.Batch
+// emptyBatch returns an empty batch of schema s for lane: a committed
+// batch's vectors when one of that schema is spare, else a new batch.
+func (p *Pipeline) emptyBatch(lane string, s *streamd.Schema) *streamd.Batch {
 	select {
-	case b = <-p.spares:
+	case b := <-p.spares:
+		if b.Schema == s {
+			b.Lane = lane
+			return b
+		}
 	default:
 	}
-	if b != nil && b.Schema == first.Schema {
-		b.Lane = lane
-	} else {
-		b = streamd.NewBatch(first.Schema, lane)
-	}
-	return b
+	return streamd.NewBatch(s, lane)
 }
 
 // newOpenBatch returns an empty batch sized, from its first segment first,
 // for a full window, so that appending segments copies each value once.
 func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batch {
-	var b *streamd.Batch
-	select {
-	case b = <-p.spares:
-	default:
-	}
-	if b != nil && b.Schema == first.Schema {
-		b.Lane = lane
-	} else {
-		b = streamd.NewBatch(first.Schema, lane)
-	}
+	b := p.emptyBatch(lane, first.Schema)
 	rows := p.cfg.Window.MaxRecords
 	if first.Read > 0 && first.Bytes > 0 {
 		// Rows that fit in max_bytes at this segment's bytes per record.
