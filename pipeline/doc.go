@@ -17,13 +17,4 @@
 // order into a batch) and a flusher (intent → write → commit, one batch at
 // a time). Every channel between them is bounded, so a fast source is
 // slowed down rather than buffered without limit.
-//
-// When the sink implements sink.SegmentWriter (the Parquet sink does) and
-// the schema is declared, the assembler does not copy: the window is kept
-// as the decoded segments themselves plus an index batch of positions and
-// counters (streamd.Batch.AppendIndex), written with WriteSegments, and
-// the segments go back to the Processor (Recycler) only after the window
-// is committed, so a retried write reads them unchanged. Other sinks, and
-// schemas inferred at run time (whose open batch is widened as the schema
-// grows), get one batch the segments were copied into.
 package pipeline

@@ -28,9 +28,7 @@ type Processor interface {
 
 // Recycler is implemented by a Processor that reuses the vectors of the
 // batches it returned: the pipeline hands each decoded segment back once it
-// has been appended to (copied into) the lane's open batch or, when the
-// window is written from its segments (sink.SegmentWriter), once the window
-// is committed. Recycle may be called concurrently with Process.
+// has been appended to (copied into) the lane's open batch.
 type Recycler interface {
 	Recycle(b *streamd.Batch)
 }
@@ -449,7 +447,6 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 	segs := make(chan segment, 2*p.cfg.Workers+2)
 	type flush struct {
 		b      *streamd.Batch
-		segs   []*streamd.Batch // the values of b's rows when b only indexes them
 		reason window.Reason
 		state  []byte
 		size   int64 // bytes the batch counts against the budget
@@ -484,16 +481,8 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 		defer wg.Done()
 		defer close(flushes)
 		var open *streamd.Batch
-		var held []*streamd.Batch // the open window's values, when segmented
-		var heldBytes int         // their MemSize
 		failed := false
 		ev, _ := p.cfg.Processor.(Evolver)
-		// A window is kept as the segments it was decoded into, and written
-		// from them, when the sink can (sink.SegmentWriter) and the schema
-		// does not evolve within it; otherwise segments are copied into one
-		// open batch.
-		_, segmentSink := p.cfg.Sink.(sink.SegmentWriter)
-		segmented := segmentSink && ev == nil
 		for s := range segs {
 			if s.res != nil {
 				b := <-s.res
@@ -513,42 +502,25 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 				if failed {
 					continue // a failed lane writes nothing more
 				}
-				if segmented {
-					if open == nil {
-						// It indexes the window's rows (AppendIndex); nothing
-						// is reserved up front: with many lanes, a full
-						// window's positions each would be memory the
-						// budget does not see.
-						open = p.emptyBatch(name, b.Schema)
-					} else if b.Schema != open.Schema {
+				if open == nil {
+					open = p.newOpenBatch(name, b)
+				} else if ev != nil && open.Schema != b.Schema {
+					var err error
+					if open, err = ev.Widen(open, b.Schema); err != nil {
 						failed = true
-						fail(fmt.Errorf("assemble lane %q: a segment changed the schema within a window", name))
+						fail(fmt.Errorf("widen open batch of lane %q: %w", name, err))
 						continue
 					}
-					open.AppendIndex(b)
-					held = append(held, b)
-					heldBytes += b.MemSize()
-					l.openBytes.Store(int64(open.MemSize() + heldBytes))
-					l.report()
-				} else {
-					if open == nil {
-						open = p.newOpenBatch(name, b)
-					} else if ev != nil && open.Schema != b.Schema {
-						var err error
-						if open, err = ev.Widen(open, b.Schema); err != nil {
-							failed = true
-							fail(fmt.Errorf("widen open batch of lane %q: %w", name, err))
-							continue
-						}
-					}
-					open.Append(b)
-					p.recycle(b) // its rows are copied into the open batch
-					l.openBytes.Store(int64(open.MemSize()))
-					l.report()
 				}
+				open.Append(b)
+				if r, ok := p.cfg.Processor.(Recycler); ok {
+					r.Recycle(b) // its rows are copied into the open batch
+				}
+				l.openBytes.Store(int64(open.MemSize()))
+				l.report()
 			}
 			if s.close != "" && open != nil && open.Read > 0 && !failed {
-				f := flush{b: open, segs: held, reason: s.close}
+				f := flush{b: open, reason: s.close}
 				st, err := p.snapshot(name)
 				if err != nil {
 					failed = true
@@ -559,7 +531,7 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 				f.size = l.openBytes.Swap(0)
 				l.flushBytes.Add(f.size)
 				flushes <- f
-				open, held, heldBytes = nil, nil, 0
+				open = nil
 			}
 			if s.end {
 				p.lanesEnded.Add(1)
@@ -573,7 +545,7 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 		failed := false
 		for f := range flushes {
 			if !failed {
-				if err := p.flush(ctx, name, f.b, f.segs, f.reason, f.state); errors.Is(err, checkpoint.ErrFenced) {
+				if err := p.flush(ctx, name, f.b, f.reason, f.state); errors.Is(err, checkpoint.ErrFenced) {
 					// Another process owns the lane now (its lease expired
 					// here): drop what this one holds; the owner redoes it.
 					failed = true
@@ -589,9 +561,6 @@ func (p *Pipeline) startLane(ctx context.Context, stop <-chan struct{}, name str
 					}
 					l.committed = f.b.To.String()
 					l.mu.Unlock()
-					for _, seg := range f.segs {
-						p.recycle(seg)
-					}
 					p.spareBatch(f.b)
 				}
 			}
@@ -673,32 +642,19 @@ func (p *Pipeline) spareBatch(b *streamd.Batch) {
 	}
 }
 
-// recycle hands a decoded segment whose rows are no longer needed back to
-// the Processor, when it reuses them (Recycler).
-func (p *Pipeline) recycle(b *streamd.Batch) {
-	if r, ok := p.cfg.Processor.(Recycler); ok {
-		r.Recycle(b)
-	}
-}
-
-// emptyBatch returns an empty batch of schema s for lane: a committed
-// batch's vectors when one of that schema is spare, else a new batch.
-func (p *Pipeline) emptyBatch(lane string, s *streamd.Schema) *streamd.Batch {
-	select {
-	case b := <-p.spares:
-		if b.Schema == s {
-			b.Lane = lane
-			return b
-		}
-	default:
-	}
-	return streamd.NewBatch(s, lane)
-}
-
 // newOpenBatch returns an empty batch sized, from its first segment first,
 // for a full window, so that appending segments copies each value once.
 func (p *Pipeline) newOpenBatch(lane string, first *streamd.Batch) *streamd.Batch {
-	b := p.emptyBatch(lane, first.Schema)
+	var b *streamd.Batch
+	select {
+	case b = <-p.spares:
+	default:
+	}
+	if b != nil && b.Schema == first.Schema {
+		b.Lane = lane
+	} else {
+		b = streamd.NewBatch(first.Schema, lane)
+	}
 	rows := p.cfg.Window.MaxRecords
 	if first.Read > 0 && first.Bytes > 0 {
 		// Rows that fit in max_bytes at this segment's bytes per record.
@@ -831,7 +787,7 @@ func (p *Pipeline) split(l *laneRun, stop <-chan struct{}, redo *streamd.Intent,
 
 // flush carries out intent → write → commit for one batch, retrying with
 // backoff.
-func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, segs []*streamd.Batch, reason window.Reason, state []byte) error {
+func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, reason window.Reason, state []byte) error {
 	in := streamd.Intent{Pipeline: p.cfg.Name, Lane: lane, From: b.From, To: b.To}
 	if !b.Accounted() {
 		return fmt.Errorf("flush lane %q [%s, %s]: batch does not reconcile: read %d != rows %d + filtered %d + deduplicated %d + dead %d",
@@ -841,7 +797,7 @@ func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, seg
 	backoff := p.cfg.RetryBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = p.flushOnce(ctx, in, b, segs, state); err == nil {
+		if err = p.flushOnce(ctx, in, b, state); err == nil {
 			break
 		}
 		if p.cfg.Observer != nil {
@@ -875,21 +831,14 @@ func (p *Pipeline) flush(ctx context.Context, lane string, b *streamd.Batch, seg
 	return nil
 }
 
-func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.Batch, segs []*streamd.Batch, state []byte) error {
+func (p *Pipeline) flushOnce(ctx context.Context, in streamd.Intent, b *streamd.Batch, state []byte) error {
 	if err := p.cfg.Store.PutIntent(ctx, in); err != nil {
 		return err
 	}
 	// The sink may move rows it rejects for good into b.Dead, so the dead
 	// letter is written after it. A retried attempt starts from the batch as
-	// the sink left it; sinks keep that idempotent. A segmented window
-	// (segs) goes to a sink.SegmentWriter, which moves no rows.
-	var err error
-	if segs != nil {
-		err = p.cfg.Sink.(sink.SegmentWriter).WriteSegments(ctx, in, b, segs)
-	} else {
-		err = p.cfg.Sink.Write(ctx, in, b)
-	}
-	if err != nil {
+	// the sink left it; sinks keep that idempotent.
+	if err := p.cfg.Sink.Write(ctx, in, b); err != nil {
 		return fmt.Errorf("write sink: %w", err)
 	}
 	if p.cfg.DeadLetter != nil {

@@ -58,13 +58,6 @@ type colInfo struct {
 	expr *compiledExpr // nil for an input column
 }
 
-// freeBatches is how many recycled batches a Program keeps for reuse.
-// When a window is written from its segments, the pipeline hands a whole
-// window's segments back at once (a 100k-record window decoded in
-// 4096-record segments is 25 of them); kept batches are memory the process
-// holds while idle, so the bound stays near one window's worth.
-const freeBatches = 32
-
 // Program is a compiled Spec. It is immutable and safe for concurrent use.
 type Program struct {
 	csv      bool
@@ -88,7 +81,7 @@ type Program struct {
 // Compile checks a spec and compiles it into a Program. Errors name the
 // offending column or expression and wrap ErrSpec.
 func Compile(spec Spec) (*Program, error) {
-	p := &Program{eventCol: -1, root: &fieldLevel{}, csvNames: map[string][]int{}, free: make(chan *streamd.Batch, freeBatches)}
+	p := &Program{eventCol: -1, root: &fieldLevel{}, csvNames: map[string][]int{}, free: make(chan *streamd.Batch, 8)}
 	switch strings.ToLower(spec.Format) {
 	case "jsonl", "json", "ndjson", "":
 	case "csv":
@@ -361,10 +354,10 @@ func (p *Program) reserve(b *streamd.Batch, recs []streamd.Record) {
 	b.EventTime = slices.Grow(b.EventTime[:0], n)
 }
 
-// Recycle hands back a batch that Process returned once its rows are no
-// longer needed (copied into the pipeline's open batch, or written and
-// committed); the next Process call reuses its vectors instead of
-// allocating and zeroing new ones. At most freeBatches are kept. Batches of another schema (an operator added a
+// Recycle hands back a batch that Process returned once its rows have been
+// copied elsewhere (the pipeline appends each decoded segment to its open
+// batch); the next Process call reuses its vectors instead of allocating
+// and zeroing new ones. Batches of another schema (an operator added a
 // column) are left to the garbage collector.
 func (p *Program) Recycle(b *streamd.Batch) {
 	if b == nil || b.Schema != p.schema {

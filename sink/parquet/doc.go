@@ -53,11 +53,6 @@
 //
 // so a redo of the same intent rewrites the same objects byte for byte.
 //
-// The sink also implements [sink.SegmentWriter]: [Sink.WriteSegments] writes
-// a window from the consecutive batches it was decoded into, producing the
-// same objects and bytes as [Sink.Write] of one batch holding every row, so
-// the pipeline need not copy a window into one batch first.
-//
 // # File size
 //
 // A partition whose estimated size exceeds Options.TargetFileBytes (128 MiB
