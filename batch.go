@@ -385,26 +385,13 @@ func (b *Batch) Append(o *Batch) {
 	if o.Read == 0 {
 		return
 	}
-	for i := range b.Cols {
-		b.Cols[i].AppendColumn(&o.Cols[i])
-	}
-	b.AppendIndex(o)
-}
-
-// AppendIndex adds o's range, counters and dead letters and the positions
-// and event times of its rows to b, but not its column values. A batch
-// built only this way indexes rows whose values stay in the batches
-// appended to it, in order: Len counts them and its columns stay empty.
-// The pipeline hands such a batch, with those batches, to a
-// sink.SegmentWriter instead of copying every value into one batch.
-func (b *Batch) AppendIndex(o *Batch) {
-	if o.Read == 0 {
-		return
-	}
 	if b.Read == 0 {
 		b.From = o.From
 	}
 	b.To = o.To
+	for i := range b.Cols {
+		b.Cols[i].AppendColumn(&o.Cols[i])
+	}
 	b.Pos = append(b.Pos, o.Pos...)
 	b.EventTime = append(b.EventTime, o.EventTime...)
 	b.Dead = append(b.Dead, o.Dead...)

@@ -39,15 +39,3 @@ type ObjectStore interface {
 	// lexical order.
 	List(ctx context.Context, prefix string, fn func(name string) error) error
 }
-
-// SegmentWriter is implemented by a Sink that can write a window held as
-// the consecutive batches (segments) its records were decoded into, so
-// that the pipeline need not first copy every value into one batch.
-type SegmentWriter interface {
-	// WriteSegments is Write for the rows of segs, in order: the same
-	// objects with the same bytes as Write of one batch holding them all,
-	// and the same idempotence. b carries the window's range, counters,
-	// dead letters and the rows' positions and event times but no values
-	// (streamd.Batch.AppendIndex); segs have b's schema and are only read.
-	WriteSegments(ctx context.Context, in streamd.Intent, b *streamd.Batch, segs []*streamd.Batch) error
-}

@@ -190,48 +190,37 @@ func (e *Encoder) Schema() *streamd.Schema { return e.schema }
 // Encode writes rows of b (all rows, in order, when rows is nil) to w as one
 // Parquet file. An empty selection still writes a valid file with no rows.
 func (e *Encoder) Encode(w io.Writer, b *streamd.Batch, rows []int) error {
-	if b == nil {
-		return fmt.Errorf("encode batch: %w: nil batch", ErrSchemaMismatch)
-	}
-	src := single(b)
-	if err := src.check(e.schema); err != nil {
+	if err := e.check(b); err != nil {
 		return err
 	}
-	n := src.len()
 	if rows == nil {
-		rows = allRows(n)
+		rows = make([]int, b.Len())
+		for i := range rows {
+			rows[i] = i
+		}
 	}
+	n := b.Len()
 	for _, r := range rows {
 		if r < 0 || r >= n {
 			return fmt.Errorf("encode batch: row %d out of range [0,%d): %w", r, n, ErrBadOption)
 		}
 	}
-	var z *sizer
-	if e.rgBytes > 0 {
-		z = e.newSizer(src)
-	}
-	return e.encode(w, src, rows, z)
-}
-
-// encode writes rows of src (all rows when nil), checked and in range, to
-// w as one Parquet file; z sizes row groups when the encoder has a
-// RowGroupBytes bound.
-func (e *Encoder) encode(w io.Writer, src *source, rows []int, z *sizer) error {
-	if rows == nil {
-		rows = allRows(src.len())
-	}
 	sp := e.scratch.Get().(*[]pq.Value)
 	defer e.scratch.Put(sp)
 	vals := *sp
 
-	pschema, err := e.parquetSchema(e.dictChoice(src, rows))
+	pschema, err := e.parquetSchema(e.dictChoice(b, rows))
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)
 	}
 	pw := pq.NewGenericWriter[any](w, append([]pq.WriterOption{pschema}, e.opts...)...)
+	var z *sizer
+	if e.rgBytes > 0 {
+		z = e.newSizer(b)
+	}
 	for start := 0; start < len(rows); {
 		end := min(start+e.rgRows, len(rows))
-		if e.rgBytes > 0 {
+		if z != nil {
 			var acc int64
 			for i := start; i < end; i++ {
 				if acc += z.row(rows[i]); acc >= e.rgBytes {
@@ -243,12 +232,8 @@ func (e *Encoder) encode(w io.Writer, src *source, rows []int, z *sizer) error {
 		rg := rows[start:end]
 		start = end
 		for j, cw := range pw.ColumnWriters() {
-			ci := e.cols[j]
-			err := src.runs(rg, func(seg *streamd.Batch, base int, run []int) error {
-				return writeColumn(cw, &seg.Cols[ci], run, base, vals)
-			})
-			if err != nil {
-				return fmt.Errorf("encode column %q: %w", e.schema.Fields[ci].Name, err)
+			if err := writeColumn(cw, &b.Cols[e.cols[j]], rg, vals); err != nil {
+				return fmt.Errorf("encode column %q: %w", e.schema.Fields[e.cols[j]].Name, err)
 			}
 		}
 		if err := pw.Flush(); err != nil {
@@ -269,21 +254,22 @@ const dictSample = 2048
 // distinct. High-cardinality columns are written plain, as
 // parquet-mr ends up doing after its dictionary overflows, without paying for
 // building a dictionary first. The choice is a pure function of the rows.
-func (e *Encoder) dictChoice(src *source, rows []int) []bool {
+func (e *Encoder) dictChoice(b *streamd.Batch, rows []int) []bool {
 	dict := make([]bool, len(e.fields))
 	if len(e.strCols) == 0 || len(rows) == 0 {
 		return dict
 	}
 	seen := make(map[uint64]struct{}, dictSample)
 	for _, fi := range e.strCols {
+		c := &b.Cols[e.cols[fi]]
 		clear(seen)
 		m := 0
 		for k := range sampleBlocks(len(rows)) {
 			start := sampleStart(k, len(rows))
 			for _, r := range rows[start:min(start+sampleBlock, len(rows))] {
 				m++
-				if c, i := src.col(e.cols[fi], r); c.Valid[i] {
-					seen[fnv64a(c.Bytes.At(i))] = struct{}{}
+				if c.Valid[r] {
+					seen[fnv64a(c.Bytes.At(r))] = struct{}{}
 				}
 			}
 		}
@@ -347,12 +333,32 @@ func (e *Encoder) parquetSchema(dict []bool) (*pq.Schema, error) {
 	return s, nil
 }
 
+// check verifies that b's columns match the encoder's schema.
+func (e *Encoder) check(b *streamd.Batch) error {
+	if b == nil {
+		return fmt.Errorf("encode batch: %w: nil batch", ErrSchemaMismatch)
+	}
+	if len(b.Cols) != len(e.schema.Fields) {
+		return fmt.Errorf("encode batch: %d columns, schema has %d: %w", len(b.Cols), len(e.schema.Fields), ErrSchemaMismatch)
+	}
+	n := b.Len()
+	for i, f := range e.schema.Fields {
+		c := &b.Cols[i]
+		if c.Type != f.Type {
+			return fmt.Errorf("encode batch: column %q is %s, schema says %s: %w", f.Name, c.Type, f.Type, ErrSchemaMismatch)
+		}
+		if c.Len() != n {
+			return fmt.Errorf("encode batch: column %q has %d rows, batch %d: %w", f.Name, c.Len(), n, ErrSchemaMismatch)
+		}
+	}
+	return nil
+}
+
 // writeColumn writes the rows of one column to a column writer, chunkRows
-// values at a time, building parquet values straight from the typed vector;
-// row r is entry r-base of c.
+// values at a time, building parquet values straight from the typed vector.
 // A null is the zero Value (definition level 0); a present value has
 // definition level 1 (every column is OPTIONAL at the top level).
-func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, vals []pq.Value) error {
+func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, vals []pq.Value) error {
 	t := c.Type
 	valid := c.Valid
 	for len(rows) > 0 {
@@ -363,28 +369,26 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 		case t.Kind == streamd.KindDecimal && t.Precision <= 9:
 			src := c.Int64
 			for k, r := range chunk {
-				r -= base
 				if !valid[r] {
 					out[k] = pq.Value{}
 					continue
 				}
 				v := src[r]
 				if int64(int32(v)) != v {
-					return fmt.Errorf("row %d: unscaled %d does not fit %s: %w", r+base, v, t, ErrBadValue)
+					return fmt.Errorf("row %d: unscaled %d does not fit %s: %w", r, v, t, ErrBadValue)
 				}
 				out[k] = pq.Int32Value(int32(v))
 				out[k].SetDefinitionLevel(1)
 			}
 		case t.Wide():
 			for k, r := range chunk {
-				r -= base
 				if !valid[r] {
 					out[k] = pq.Value{}
 					continue
 				}
 				v := c.Bytes.At(r)
 				if len(v) != wideDecimalLen {
-					return fmt.Errorf("row %d: wide decimal of %d bytes, want %d: %w", r+base, len(v), wideDecimalLen, ErrBadValue)
+					return fmt.Errorf("row %d: wide decimal of %d bytes, want %d: %w", r, len(v), wideDecimalLen, ErrBadValue)
 				}
 				out[k] = pq.FixedLenByteArrayValue(v)
 				out[k].SetDefinitionLevel(1)
@@ -394,7 +398,6 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 			case streamd.StoreInt32:
 				src := c.Int32
 				for k, r := range chunk {
-					r -= base
 					if !valid[r] {
 						out[k] = pq.Value{}
 						continue
@@ -405,7 +408,6 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 			case streamd.StoreInt64:
 				src := c.Int64
 				for k, r := range chunk {
-					r -= base
 					if !valid[r] {
 						out[k] = pq.Value{}
 						continue
@@ -416,7 +418,6 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 			case streamd.StoreFloat64:
 				src := c.Float64
 				for k, r := range chunk {
-					r -= base
 					if !valid[r] {
 						out[k] = pq.Value{}
 						continue
@@ -427,7 +428,6 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 			case streamd.StoreBool:
 				src := c.Bool
 				for k, r := range chunk {
-					r -= base
 					if !valid[r] {
 						out[k] = pq.Value{}
 						continue
@@ -438,7 +438,6 @@ func writeColumn(cw *pq.ColumnWriter, c *streamd.Column, rows []int, base int, v
 			case streamd.StoreBytes:
 				data, offs := c.Bytes.Data, c.Bytes.Offs
 				for k, r := range chunk {
-					r -= base
 					if !valid[r] {
 						out[k] = pq.Value{}
 						continue

@@ -158,9 +158,9 @@ type partition struct {
 	rows []int  // nil: all rows
 }
 
-// partitions groups src's rows by the values of the columns part, in row
+// partitions groups b's rows by the values of the columns part, in row
 // order within each partition, partitions sorted by path.
-func partitions(src *source, part []int, names []string) []partition {
+func partitions(b *streamd.Batch, part []int, names []string) []partition {
 	if len(part) == 0 {
 		return []partition{{}}
 	}
@@ -174,21 +174,19 @@ func partitions(src *source, part []int, names []string) []partition {
 	index := map[string]int{}
 	var parts []partition
 	var key, scratch []byte
-	for k, b := range src.segs {
-		for i := range b.Len() {
-			key = key[:0]
-			for j, ci := range part {
-				key = append(key, prefixes[j]...)
-				key, scratch = appendPartitionValue(key, scratch, &b.Cols[ci], i)
-			}
-			pi, ok := index[string(key)]
-			if !ok {
-				pi = len(parts)
-				index[string(key)] = pi
-				parts = append(parts, partition{path: string(key)})
-			}
-			parts[pi].rows = append(parts[pi].rows, src.start[k]+i)
+	for r := range b.Len() {
+		key = key[:0]
+		for i, ci := range part {
+			key = append(key, prefixes[i]...)
+			key, scratch = appendPartitionValue(key, scratch, &b.Cols[ci], r)
 		}
+		pi, ok := index[string(key)]
+		if !ok {
+			pi = len(parts)
+			index[string(key)] = pi
+			parts = append(parts, partition{path: string(key)})
+		}
+		parts[pi].rows = append(parts[pi].rows, r)
 	}
 	slices.SortFunc(parts, func(a, b partition) int { return strings.Compare(a.path, b.path) })
 	return parts
@@ -214,35 +212,6 @@ func (s *Sink) objectName(partPath string, in streamd.Intent, part int) string {
 // partitions may have been written whole (never partially); the error is
 // returned so that the intent is redone, which rewrites them identically.
 func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
-	if b == nil {
-		return nil
-	}
-	return s.write(ctx, in, b, single(b))
-}
-
-// WriteSegments implements sink.SegmentWriter: it writes the rows of segs,
-// in order, as Write writes one batch holding them all, into the same
-// objects with the same bytes. b holds the rows' positions and the
-// window's counters (streamd.Batch.AppendIndex); the values are read from
-// segs, which must all have b's schema.
-func (s *Sink) WriteSegments(ctx context.Context, in streamd.Intent, b *streamd.Batch, segs []*streamd.Batch) error {
-	if b == nil {
-		return nil
-	}
-	for k, seg := range segs {
-		if seg == nil || seg.Schema != b.Schema {
-			return fmt.Errorf("write parquet segments: segment %d is not of the batch's schema: %w", k, ErrSchemaMismatch)
-		}
-	}
-	src := segmented(segs)
-	if src.len() != b.Len() {
-		return fmt.Errorf("write parquet segments: %d rows in segments, batch indexes %d: %w", src.len(), b.Len(), ErrSchemaMismatch)
-	}
-	return s.write(ctx, in, b, src)
-}
-
-// write encodes and puts the rows of src, which b indexes.
-func (s *Sink) write(ctx context.Context, in streamd.Intent, b *streamd.Batch, src *source) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -252,7 +221,7 @@ func (s *Sink) write(ctx context.Context, in streamd.Intent, b *streamd.Batch, s
 	if in.Pipeline != "" && in.Pipeline != s.pipeline {
 		return fmt.Errorf("write parquet batch: intent of pipeline %q to sink of %q: %w", in.Pipeline, s.pipeline, ErrIntentMismatch)
 	}
-	if b.Len() == 0 {
+	if b == nil || b.Len() == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -267,11 +236,7 @@ func (s *Sink) write(ctx context.Context, in streamd.Intent, b *streamd.Batch, s
 			return fmt.Errorf("write parquet batch: %w", err)
 		}
 	}
-	if err := src.check(enc.schema); err != nil {
-		return fmt.Errorf("write parquet batch: %w", err)
-	}
-	z := enc.newSizer(src)
-	files := s.files(enc, z, in, partitions(src, part, s.opts.PartitionBy))
+	files := s.files(enc, in, b, partitions(b, part, s.opts.PartitionBy))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -292,7 +257,7 @@ func (s *Sink) write(ctx context.Context, in streamd.Intent, b *streamd.Batch, s
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := s.writeFile(ctx, enc, src, z, files[i]); err != nil {
+				if err := s.writeFile(ctx, enc, b, files[i]); err != nil {
 					fail(err)
 				}
 			}
@@ -328,18 +293,18 @@ type outFile struct {
 
 // files lists the objects of a batch: one per partition, or several when a
 // partition's estimated size exceeds the target.
-func (s *Sink) files(enc *Encoder, z *sizer, in streamd.Intent, parts []partition) []outFile {
-	n := len(z.size)
+func (s *Sink) files(enc *Encoder, in streamd.Intent, b *streamd.Batch, parts []partition) []outFile {
+	z := enc.newSizer(b)
 	var out []outFile
 	for _, p := range parts {
-		total := z.total(p.rows, n)
+		total := z.total(p.rows, b.Len())
 		if s.opts.TargetFileBytes <= 0 || total <= s.opts.TargetFileBytes {
 			out = append(out, outFile{name: s.objectName(p.path, in, 0), rows: p.rows, est: total})
 			continue
 		}
 		rows := p.rows
 		if rows == nil {
-			rows = allRows(n)
+			rows = allRows(b.Len())
 		}
 		runs := splitRows(z, rows, total, s.opts.TargetFileBytes)
 		for i, run := range runs {
@@ -361,7 +326,7 @@ var errPutReturned = errors.New("put returned before reading the whole file")
 // so that memory does not grow with the file. A failed encode closes the pipe
 // with its error, which fails the Put, and the store then makes no object
 // visible.
-func (s *Sink) writeFile(ctx context.Context, enc *Encoder, src *source, z *sizer, f outFile) error {
+func (s *Sink) writeFile(ctx context.Context, enc *Encoder, b *streamd.Batch, f outFile) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -369,7 +334,7 @@ func (s *Sink) writeFile(ctx context.Context, enc *Encoder, src *source, z *size
 		buf := s.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer s.bufs.Put(buf)
-		if err := enc.encode(buf, src, f.rows, z); err != nil {
+		if err := enc.Encode(buf, b, f.rows); err != nil {
 			return fmt.Errorf("encode %q: %w", f.name, err)
 		}
 		if err := s.store.Put(ctx, f.name, bytes.NewReader(buf.Bytes())); err != nil {
@@ -380,7 +345,7 @@ func (s *Sink) writeFile(ctx context.Context, enc *Encoder, src *source, z *size
 	pr, pw := io.Pipe()
 	encErr := make(chan error, 1)
 	go func() {
-		err := enc.encode(pw, src, f.rows, z)
+		err := enc.Encode(pw, b, f.rows)
 		pw.CloseWithError(err) // nil: EOF for the reader
 		encErr <- err
 	}()

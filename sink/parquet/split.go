@@ -26,51 +26,49 @@ const (
 // function of the rows, so splits made with it are deterministic. For data
 // that compresses, the files come out smaller than the estimate.
 type sizer struct {
-	size []int64 // per row of the source
+	fixed int64   // bytes per row of the fixed-width columns (present or not)
+	width []int64 // per fixed-width written column, value width
+	fcols []*streamd.Column
+	bcols []*streamd.Column // byte columns: length + 4 per present value
 }
 
-// newSizer returns a sizer over the written columns of src, computing every
-// row's size once, column by column.
-func (e *Encoder) newSizer(src *source) *sizer {
-	z := &sizer{size: make([]int64, src.len())}
-	for k, b := range src.segs {
-		out := z.size[src.start[k]:src.start[k+1]]
-		for i := range out {
-			out[i] = int64(len(e.fields)) // definition levels
-		}
-		for j, f := range e.fields {
-			c := &b.Cols[e.cols[j]]
-			var width int64
-			switch {
-			case f.Type.Wide():
-				width = wideDecimalLen
-			case streamd.StorageOf(f.Type) == streamd.StoreBytes:
-				offs := c.Bytes.Offs
-				for i := range out {
-					if c.Valid[i] {
-						out[i] += int64(offs[i+1]-offs[i]) + 4
-					}
-				}
-				continue
-			case streamd.StorageOf(f.Type) == streamd.StoreInt32:
-				width = 4
-			case streamd.StorageOf(f.Type) == streamd.StoreBool:
-				width = 1
-			default:
-				width = 8
-			}
-			for i := range out {
-				if c.Valid[i] {
-					out[i] += width
-				}
-			}
+// newSizer returns a sizer over the written columns of b.
+func (e *Encoder) newSizer(b *streamd.Batch) *sizer {
+	z := &sizer{}
+	for j, f := range e.fields {
+		c := &b.Cols[e.cols[j]]
+		z.fixed++ // definition level
+		switch {
+		case f.Type.Wide():
+			z.fcols, z.width = append(z.fcols, c), append(z.width, wideDecimalLen)
+		case streamd.StorageOf(f.Type) == streamd.StoreBytes:
+			z.bcols = append(z.bcols, c)
+		case streamd.StorageOf(f.Type) == streamd.StoreInt32:
+			z.fcols, z.width = append(z.fcols, c), append(z.width, 4)
+		case streamd.StorageOf(f.Type) == streamd.StoreBool:
+			z.fcols, z.width = append(z.fcols, c), append(z.width, 1)
+		default:
+			z.fcols, z.width = append(z.fcols, c), append(z.width, 8)
 		}
 	}
 	return z
 }
 
 // row returns the estimated size of row r.
-func (z *sizer) row(r int) int64 { return z.size[r] }
+func (z *sizer) row(r int) int64 {
+	n := z.fixed
+	for i, c := range z.fcols {
+		if c.Valid[r] {
+			n += z.width[i]
+		}
+	}
+	for _, c := range z.bcols {
+		if c.Valid[r] {
+			n += int64(c.Bytes.Offs[r+1]-c.Bytes.Offs[r]) + 4
+		}
+	}
+	return n
+}
 
 // total returns the estimated size of rows (all rows when rows is nil).
 func (z *sizer) total(rows []int, n int) int64 {

@@ -41,7 +41,7 @@ func TestSplitRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := enc.newSizer(single(b))
+	z := enc.newSizer(b)
 	rows := allRows(100)
 	total := z.total(rows, 0)
 	cases := []struct {
