@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/streamd/streamd/internal/outcheck"
 	"github.com/streamd/streamd/internal/salesgen"
 	"github.com/streamd/streamd/internal/testenv"
@@ -34,8 +36,9 @@ func TestGroupScaleOutExactlyOnce(t *testing.T) {
 
 	p1 := start(t, "p1", cfg)
 	p2 := start(t, "p2", cfg)
+	adm := kadm.NewClient(k.Client(t))
 	progress := func(n int64) func() bool {
-		return func() bool { return committed(t, k, group, topic) >= n }
+		return func() bool { return committed(adm, group, topic) >= n }
 	}
 	testenv.WaitFor(t, 90*time.Second, "5000 committed", progress(5000))
 	p1.Kill(t) // mid-stream: open intents, maybe half-written files

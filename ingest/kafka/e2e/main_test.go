@@ -84,10 +84,11 @@ func salesBatch(topic string, parts, n, firstID int, o salesgen.Options) ([]*kgo
 }
 
 // committed returns the sum of the group's committed offsets of topic;
-// 0 while the group does not exist yet.
-func committed(t testing.TB, k *testenv.KafkaPeer, group, topic string) int64 {
-	t.Helper()
-	adm := kadm.NewClient(k.Client(t))
+// 0 while the group does not exist yet. Callers poll it through one
+// admin client: a client per call would leave a connection and its
+// goroutines per poll until the test ends, load the broker and, in the
+// benchmark, take CPU from the process measured.
+func committed(adm *kadm.Client, group, topic string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := adm.FetchOffsets(ctx, group)
