@@ -127,10 +127,7 @@ type Config struct {
 	// longer pipeline stalls and raises throughput on high-latency links
 	// at the cost of memory. The bound counts values only: each buffered
 	// record also costs about 250 bytes of client and pipeline structures,
-	// so small records hold about twice the bound. The default was 32MiB
-	// until 2026-11-24; at 16MiB (the same 2MiB fetches, a smaller
-	// fetch-ahead queue) the Kafka → Parquet benchmark peaks ~12MiB lower
-	// and uses no more CPU (BENCHMARKS.md).
+	// so small records hold about twice the bound.
 	MaxBufferedBytes int
 	// PollRecords is the most records taken from the client per poll
 	// (default 16384); ChunkRecords the most records per chunk handed to
