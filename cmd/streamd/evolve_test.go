@@ -275,7 +275,7 @@ func TestInferredSchemaCrashExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeEvolving(t, dir, 3, 60000)
 	cfg := evolvingConfig(t, dir, "{max_records: 700, max_age: 1s}")
-	out := crashThenFinish(t, dir, cfg, killPlan{want: 12, least: 8, attempts: 100, minDelay: 80 * time.Millisecond, spread: 400 * time.Millisecond})
+	out := crashThenFinish(t, dir, cfg, killPlan{want: 12, least: 8, attempts: 100, spread: 80 * time.Millisecond})
 	if readOf(t, out) >= len(truths) {
 		t.Fatalf("the killed runs committed nothing: %s", lastLine(out))
 	}

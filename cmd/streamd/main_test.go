@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,7 +203,7 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	truths := writeSales(t, dir, 4, 55000, salesgen.Options{FilteredEvery: 53, MalformedEvery: 211, UncastableEvery: 307})
 	cfg := salesConfig(t, dir, "{max_records: 500, max_age: 1s}")
-	out := crashThenFinish(t, dir, cfg, killPlan{want: 25, least: 20, attempts: 200, minDelay: 15 * time.Millisecond, spread: 200 * time.Millisecond})
+	out := crashThenFinish(t, dir, cfg, killPlan{want: 25, least: 20, attempts: 200, spread: 80 * time.Millisecond})
 	if readOf(t, out) >= len(truths) {
 		t.Fatalf("the killed runs committed nothing: %s", lastLine(out))
 	}
@@ -233,9 +234,13 @@ func crashThenFinish(t *testing.T, dir, cfg string, k killPlan) string {
 }
 
 // killRepeatedly starts streamd run on cfg and SIGKILLs it after a random
-// delay in [minDelay, minDelay+spread), up to want times within attempts
-// starts, stopping early when a run finishes on its own. It returns the
-// number of kills.
+// delay in [minDelay, minDelay+spread) counted from the run's first new
+// Parquet object under dir/out, up to want times within attempts starts,
+// stopping early when a run finishes on its own. It returns the number of
+// kills. Counting from the first object, not from the start, makes every
+// killed run get past its start-up and redo, however slow the machine, so
+// that the killed runs commit batches and crash between the writes and
+// commits of others.
 func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay, spread time.Duration) int {
 	t.Helper()
 	seed := time.Now().UnixNano()
@@ -252,6 +257,12 @@ func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay,
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		wrote := wroteObject(dir, parquetObjects(dir), done)
+		select {
+		case <-wrote:
+		case <-time.After(time.Minute):
+			t.Fatal("a run wrote no Parquet object within a minute")
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -266,6 +277,37 @@ func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay,
 		}
 	}
 	return kills
+}
+
+// parquetObjects counts the Parquet objects under dir/out: 0 before it
+// exists; files renamed away while it walks are skipped.
+func parquetObjects(dir string) int {
+	n := 0
+	_ = filepath.WalkDir(filepath.Join(dir, "out"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".parquet") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// wroteObject returns a channel closed once dir/out holds more than before
+// Parquet objects, or once exited has a value (which it puts back).
+func wroteObject(dir string, before int, exited chan error) <-chan struct{} {
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for parquetObjects(dir) <= before {
+			select {
+			case err := <-exited:
+				exited <- err
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return wrote
 }
 
 func lastLine(s string) string {

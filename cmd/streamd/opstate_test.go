@@ -118,7 +118,7 @@ func TestOperatorStateSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("the clean run neither deduplicated nor dropped outliers: %s", summary)
 	}
 	cfg := opStateConfig(t, killed, "{max_records: 600, max_age: 1s}")
-	out = crashThenFinish(t, killed, cfg, killPlan{want: 12, least: 8, attempts: 120, minDelay: 150 * time.Millisecond, spread: 700 * time.Millisecond})
+	out = crashThenFinish(t, killed, cfg, killPlan{want: 12, least: 8, attempts: 120, spread: 200 * time.Millisecond})
 	if readOf(t, out) >= readOf(t, summary) {
 		t.Fatalf("the killed runs committed nothing, so no restart restored state: %s", lastLine(out))
 	}
