@@ -211,17 +211,18 @@ func TestCrashReplayExactlyOnce(t *testing.T) {
 }
 
 // killPlan is how crashThenFinish kills: want kills (at least least)
-// within attempts starts, each after minDelay plus up to spread.
+// within attempts starts, each up to spread after the run's first new
+// Parquet object.
 type killPlan struct {
 	want, least, attempts int
-	minDelay, spread      time.Duration
+	spread                time.Duration
 }
 
 // crashThenFinish SIGKILLs streamd runs of cfg as planned, then runs it to
 // the end and returns that run's output.
 func crashThenFinish(t *testing.T, dir, cfg string, k killPlan) string {
 	t.Helper()
-	kills := killRepeatedly(t, dir, cfg, k.want, k.attempts, k.minDelay, k.spread)
+	kills := killRepeatedly(t, dir, cfg, k)
 	if kills < k.least {
 		t.Fatalf("only %d kills happened; the run finished too fast to test crashes", kills)
 	}
@@ -233,21 +234,21 @@ func crashThenFinish(t *testing.T, dir, cfg string, k killPlan) string {
 	return out
 }
 
-// killRepeatedly starts streamd run on cfg and SIGKILLs it after a random
-// delay in [minDelay, minDelay+spread) counted from the run's first new
-// Parquet object under dir/out, up to want times within attempts starts,
-// stopping early when a run finishes on its own. It returns the number of
-// kills. Counting from the first object, not from the start, makes every
-// killed run get past its start-up and redo, however slow the machine, so
-// that the killed runs commit batches and crash between the writes and
-// commits of others.
-func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay, spread time.Duration) int {
+// killRepeatedly starts streamd run on cfg and SIGKILLs it a random delay
+// in [0, k.spread) after the run's first new Parquet object under dir/out,
+// up to k.want times within k.attempts starts, stopping early when a run
+// finishes on its own. It returns the number of kills. Counting from the
+// first object, not from the start, makes every killed run get past its
+// start-up and redo however slow the machine, so the killed runs commit
+// batches and crash between the writes and commits of others.
+func killRepeatedly(t *testing.T, dir, cfg string, k killPlan) int {
 	t.Helper()
 	seed := time.Now().UnixNano()
 	t.Logf("kill schedule seed %d", seed)
 	rng := newRand(seed)
 	kills := 0
-	for attempt := 0; kills < want && attempt < attempts; attempt++ {
+	for attempt := 0; kills < k.want && attempt < k.attempts; attempt++ {
+		before := parquetObjects(dir)
 		cmd := exec.Command(streamdBin, "run", "--config", cfg)
 		cmd.Dir = dir
 		var out bytes.Buffer
@@ -257,24 +258,33 @@ func killRepeatedly(t *testing.T, dir, cfg string, want, attempts int, minDelay,
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		wrote := wroteObject(dir, parquetObjects(dir), done)
-		select {
-		case <-wrote:
-		case <-time.After(time.Minute):
-			t.Fatal("a run wrote no Parquet object within a minute")
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("streamd exited early: %v\n%s", err, out.String())
+		poll := time.NewTicker(5 * time.Millisecond)
+		giveUp := time.After(time.Minute)
+		var killAt <-chan time.Time // set once the run wrote an object
+		for killed := false; !killed; {
+			select {
+			case err := <-done:
+				poll.Stop()
+				if err != nil {
+					t.Fatalf("streamd exited early: %v\n%s", err, out.String())
+				}
+				t.Logf("run finished before its kill (after %d kills)", kills)
+				return kills
+			case <-poll.C:
+				if killAt == nil && parquetObjects(dir) > before {
+					killAt = time.After(time.Duration(rng.Int64N(int64(k.spread))))
+				}
+			case <-killAt:
+				_ = cmd.Process.Kill()
+				<-done
+				kills++
+				killed = true
+			case <-giveUp:
+				_ = cmd.Process.Kill()
+				t.Fatal("a run wrote no Parquet object within a minute")
 			}
-			t.Logf("run finished before its kill (after %d kills)", kills)
-			return kills
-		case <-time.After(minDelay + time.Duration(rng.Int64N(int64(spread)))):
-			_ = cmd.Process.Kill()
-			<-done
-			kills++
 		}
+		poll.Stop()
 	}
 	return kills
 }
@@ -290,24 +300,6 @@ func parquetObjects(dir string) int {
 		return nil
 	})
 	return n
-}
-
-// wroteObject returns a channel closed once dir/out holds more than before
-// Parquet objects, or once exited has a value (which it puts back).
-func wroteObject(dir string, before int, exited chan error) <-chan struct{} {
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		for parquetObjects(dir) <= before {
-			select {
-			case err := <-exited:
-				exited <- err
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	return wrote
 }
 
 func lastLine(s string) string {
