@@ -51,7 +51,10 @@
 //
 //	<partition path>/<pipeline>-<lane token>-<from>-<to>.parquet
 //
-// so a redo of the same intent rewrites the same objects byte for byte.
+// so a redo of the same intent rewrites the same objects byte for byte. At
+// most GOMAXPROCS files are encoded at once, whatever the number of lanes
+// flushing together: each encoder holds its column buffers and output, and
+// more than GOMAXPROCS cannot run at once anyway.
 //
 // # File size
 //

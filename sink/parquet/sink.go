@@ -75,6 +75,10 @@ type Sink struct {
 	closed   bool
 
 	bufs sync.Pool // *bytes.Buffer
+	// encoding holds a token per file being encoded: at most GOMAXPROCS
+	// at once across every lane's Write, since more cannot run at once
+	// and each holds its column buffers and output.
+	encoding chan struct{}
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -114,6 +118,7 @@ func New(store sink.ObjectStore, pipeline string, opts Options, logger *slog.Log
 	opts.PartitionBy = slices.Clone(opts.PartitionBy)
 	s := &Sink{store: store, pipeline: pipeline, opts: opts, log: logger, encoders: map[string]*Encoder{}, recorded: map[string]bool{}}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.encoding = make(chan struct{}, runtime.GOMAXPROCS(0))
 	return s, nil
 }
 
@@ -207,8 +212,9 @@ func (s *Sink) objectName(partPath string, in streamd.Intent, part int) string {
 }
 
 // Write encodes the rows of b, one Parquet object per partition, and puts
-// them into the store; partitions are encoded in parallel (at most
-// GOMAXPROCS at once). An empty batch writes nothing. On error some
+// them into the store; partitions are encoded in parallel, and at most
+// GOMAXPROCS files are encoded at once across all concurrent Writes (the
+// lanes of a pipeline), while their Puts may overlap freely. An empty batch writes nothing. On error some
 // partitions may have been written whole (never partially); the error is
 // returned so that the intent is redone, which rewrites them identically.
 func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
@@ -330,11 +336,18 @@ func (s *Sink) writeFile(ctx context.Context, enc *Encoder, b *streamd.Batch, f 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	select {
+	case s.encoding <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if f.est < streamThreshold {
 		buf := s.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer s.bufs.Put(buf)
-		if err := enc.Encode(buf, b, f.rows); err != nil {
+		err := enc.Encode(buf, b, f.rows)
+		<-s.encoding // the Put below writes without encoding
+		if err != nil {
 			return fmt.Errorf("encode %q: %w", f.name, err)
 		}
 		if err := s.store.Put(ctx, f.name, bytes.NewReader(buf.Bytes())); err != nil {
@@ -346,6 +359,7 @@ func (s *Sink) writeFile(ctx context.Context, enc *Encoder, b *streamd.Batch, f 
 	encErr := make(chan error, 1)
 	go func() {
 		err := enc.Encode(pw, b, f.rows)
+		<-s.encoding
 		pw.CloseWithError(err) // nil: EOF for the reader
 		encErr <- err
 	}()
