@@ -212,11 +212,12 @@ func (s *Sink) objectName(partPath string, in streamd.Intent, part int) string {
 }
 
 // Write encodes the rows of b, one Parquet object per partition, and puts
-// them into the store; partitions are encoded in parallel, and at most
-// GOMAXPROCS files are encoded at once across all concurrent Writes (the
-// lanes of a pipeline), while their Puts may overlap freely. An empty batch writes nothing. On error some
-// partitions may have been written whole (never partially); the error is
-// returned so that the intent is redone, which rewrites them identically.
+// them into the store; partitions are encoded in parallel, at most
+// GOMAXPROCS files at once across all concurrent Writes (the lanes of a
+// pipeline), while their Puts may overlap freely. An empty batch writes
+// nothing. On error some partitions may have been written whole (never
+// partially); the error is returned so that the intent is redone, which
+// rewrites them identically.
 func (s *Sink) Write(ctx context.Context, in streamd.Intent, b *streamd.Batch) error {
 	s.mu.Lock()
 	closed := s.closed
