@@ -192,14 +192,3 @@ func (h *harness) records() []got {
 	defer h.mu.Unlock()
 	return append([]got(nil), h.recs...)
 }
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

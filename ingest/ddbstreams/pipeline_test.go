@@ -20,6 +20,7 @@ import (
 	"github.com/streamd/streamd/checkpoint"
 	"github.com/streamd/streamd/ingest/ddbstreams"
 	"github.com/streamd/streamd/internal/outcheck"
+	"github.com/streamd/streamd/internal/testenv"
 	"github.com/streamd/streamd/pipeline"
 	"github.com/streamd/streamd/sink/objstore"
 	"github.com/streamd/streamd/sink/parquet"
@@ -177,10 +178,10 @@ func TestPipelineChangeLogExactlyOnce(t *testing.T) {
 	// until more is committed, then stop hard (a drain of 1ms abandons
 	// what is in flight).
 	p1, cancel1, done1 := start(time.Millisecond)
-	waitFor(t, 120*time.Second, "the writer to get halfway", func() bool { return w.done.Load() >= 8000 })
+	testenv.WaitFor(t, 120*time.Second, "the writer to get halfway", func() bool { return w.done.Load() >= 8000 })
 	peer.TriggerShardRollovers(t)
 	base := p1.Stats().Written
-	waitFor(t, 120*time.Second, "commits after the rollover", func() bool { return p1.Stats().Written >= base+2000 })
+	testenv.WaitFor(t, 120*time.Second, "commits after the rollover", func() bool { return p1.Stats().Written >= base+2000 })
 	cancel1()
 	if err := <-done1; err != nil {
 		t.Logf("hard stop: %v", err) // abandoned in-flight batches are expected
@@ -197,7 +198,7 @@ func TestPipelineChangeLogExactlyOnce(t *testing.T) {
 	total := int(w.done.Load())
 	_, cancel2, done2 := start(20 * time.Second)
 	var rows []outcheck.Row
-	waitFor(t, 180*time.Second, fmt.Sprintf("%d rows", total), func() bool {
+	testenv.WaitFor(t, 180*time.Second, fmt.Sprintf("%d rows", total), func() bool {
 		var err error
 		rows, err = outcheck.ReadParquetDir(outDir)
 		if err != nil {

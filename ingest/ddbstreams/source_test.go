@@ -134,7 +134,7 @@ func TestReadResumeAndRollover(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runHarness(t, src, nil)
-	waitFor(t, 30*time.Second, "30 inserts", func() bool { return len(h.records()) >= 30 })
+	testenv.WaitFor(t, 30*time.Second, "30 inserts", func() bool { return len(h.records()) >= 30 })
 	peer.TriggerShardRollovers(t)
 	for i := 0; i < 10; i++ {
 		put(t, db, table, fmt.Sprintf("k%02d", i), 2, "2.5")
@@ -143,7 +143,7 @@ func TestReadResumeAndRollover(t *testing.T) {
 		Key: map[string]dbtypes.AttributeValue{"pk": &dbtypes.AttributeValueMemberS{Value: "k29"}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "41 changes", func() bool { return len(h.records()) >= 41 })
+	testenv.WaitFor(t, 30*time.Second, "41 changes", func() bool { return len(h.records()) >= 41 })
 	h.stop(t)
 	// Restart on the same checkpoints: nothing is read twice, new changes are read.
 	put(t, db, table, "k05", 3, "3.5")
@@ -152,7 +152,7 @@ func TestReadResumeAndRollover(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2 := runHarness(t, src2, h.res)
-	waitFor(t, 30*time.Second, "the change after the restart", func() bool { return len(h2.records()) >= 1 })
+	testenv.WaitFor(t, 30*time.Second, "the change after the restart", func() bool { return len(h2.records()) >= 1 })
 	time.Sleep(500 * time.Millisecond) // anything repeated would show up now
 	all := append(h.records(), h2.records()...)
 	if len(all) != 42 {
@@ -236,11 +236,11 @@ func TestStartLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runHarness(t, src, nil)
-	waitFor(t, 30*time.Second, "the first GetRecords", func() bool { return counted.getRecords.Load() > 0 })
+	testenv.WaitFor(t, 30*time.Second, "the first GetRecords", func() bool { return counted.getRecords.Load() > 0 })
 	for i := 0; i < 5; i++ {
 		put(t, db, table, fmt.Sprintf("new%d", i), 1, "1")
 	}
-	waitFor(t, 30*time.Second, "5 new changes", func() bool { return len(h.records()) >= 5 })
+	testenv.WaitFor(t, 30*time.Second, "5 new changes", func() bool { return len(h.records()) >= 5 })
 	time.Sleep(300 * time.Millisecond)
 	recs := h.records()
 	if len(recs) != 5 {
@@ -325,7 +325,7 @@ func TestThrottlingAndExpiredIterators(t *testing.T) {
 	for i := 0; i < n; i++ {
 		put(t, db, table, fmt.Sprintf("k%03d", i), i, fmt.Sprintf("%d.000000001", i))
 	}
-	waitFor(t, 60*time.Second, "every change", func() bool { return len(h.records()) >= n })
+	testenv.WaitFor(t, 60*time.Second, "every change", func() bool { return len(h.records()) >= n })
 	time.Sleep(300 * time.Millisecond)
 	recs := h.records()
 	if len(recs) != n {
@@ -368,7 +368,7 @@ func TestStreamSwitch(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		put(t, db, table, fmt.Sprintf("before%02d", i), 1, "1")
 	}
-	waitFor(t, 30*time.Second, "20 changes", func() bool { return len(h.records()) >= 20 })
+	testenv.WaitFor(t, 30*time.Second, "20 changes", func() bool { return len(h.records()) >= 20 })
 	setStream(t, db, table, false)
 	for i := 0; i < 5; i++ {
 		put(t, db, table, fmt.Sprintf("gap%d", i), 1, "1") // not captured by any stream
@@ -386,7 +386,7 @@ func TestStreamSwitch(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		put(t, db, table, fmt.Sprintf("after%02d", i), 1, "1")
 	}
-	waitFor(t, 30*time.Second, "40 changes", func() bool { return len(h.records()) >= 40 })
+	testenv.WaitFor(t, 30*time.Second, "40 changes", func() bool { return len(h.records()) >= 40 })
 	time.Sleep(300 * time.Millisecond)
 	recs := h.records()
 	if len(recs) != 40 {
@@ -431,7 +431,7 @@ func TestTrimmedRecordsReportedAsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runHarness(t, src, nil)
-	waitFor(t, 30*time.Second, "10 changes", func() bool { return len(h.records()) >= 10 })
+	testenv.WaitFor(t, 30*time.Second, "10 changes", func() bool { return len(h.records()) >= 10 })
 	h.stop(t)
 	for i := 0; i < 5; i++ {
 		put(t, db, table, fmt.Sprintf("trimmed%d", i), 1, "1")
@@ -449,7 +449,7 @@ func TestTrimmedRecordsReportedAsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2 := runHarness(t, src2, h.res)
-	waitFor(t, 30*time.Second, "5 fresh changes", func() bool { return len(h2.records()) >= 5 })
+	testenv.WaitFor(t, 30*time.Second, "5 fresh changes", func() bool { return len(h2.records()) >= 5 })
 	time.Sleep(300 * time.Millisecond)
 	for _, g := range h2.records() {
 		if c := decode(t, g); !strings.HasPrefix(c.PK, "fresh") {

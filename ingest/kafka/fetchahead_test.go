@@ -195,7 +195,7 @@ func TestCaughtUpCommitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runSource(t, src, newResumer(), nil)
-	waitFor(t, 30*time.Second, "40 records", func() bool { return h.count() >= 40 })
+	testenv.WaitFor(t, 30*time.Second, "40 records", func() bool { return h.count() >= 40 })
 
 	// Behind: cu/0 durable up to 11 of 0..19: nothing is committed.
 	src.Committed(context.Background(), "cu/0", streamd.Position{Offset: 11})
@@ -205,7 +205,7 @@ func TestCaughtUpCommitsAtOnce(t *testing.T) {
 	}
 	// Caught up: cu/1 durable up to its last record 19.
 	src.Committed(context.Background(), "cu/1", streamd.Position{Offset: 19})
-	waitFor(t, 10*time.Second, "the caught-up lane's group offset", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the caught-up lane's group offset", func() bool {
 		return k.GroupOffsets(t, "gcu")["cu"][1] == 20
 	})
 	// Pending offsets ride along: cu/0's 12 went with the same commit.

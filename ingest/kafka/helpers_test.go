@@ -162,18 +162,6 @@ func (h *harness) records(lane string) []streamd.Record {
 	return append([]streamd.Record(nil), h.recs[lane]...)
 }
 
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // records returns n records spread round-robin over parts partitions of
 // topic, value {"i":N}, key k-N, with a header.
 func makeRecords(topic string, parts, n, first int) []*kgo.Record {

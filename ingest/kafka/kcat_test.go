@@ -32,7 +32,7 @@ func TestKcatCompressedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runSource(t, src, newResumer(), nil)
-	waitFor(t, 30*time.Second, "every kcat record", func() bool { return h.count() >= per*len(codecs) })
+	testenv.WaitFor(t, 30*time.Second, "every kcat record", func() bool { return h.count() >= per*len(codecs) })
 	for _, codec := range codecs {
 		lane := LaneName("kcat-"+codec, 0)
 		recs := h.records(lane)

@@ -24,7 +24,7 @@ func TestMetadataFillsRecordMeta(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := runSource(t, src, newResumer(), nil)
-		waitFor(t, 30*time.Second, "2 records", func() bool { return h.count() >= 2 })
+		testenv.WaitFor(t, 30*time.Second, "2 records", func() bool { return h.count() >= 2 })
 		recs := h.records("meta/0")
 		if err := h.stop(); err != nil {
 			t.Fatal(err)

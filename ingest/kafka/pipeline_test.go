@@ -88,7 +88,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
-		waitFor(t, 60*time.Second, "the pipeline to get far enough", until)
+		testenv.WaitFor(t, 60*time.Second, "the pipeline to get far enough", until)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("pipeline: %v", err)

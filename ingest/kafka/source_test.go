@@ -41,7 +41,7 @@ func TestConsumeSixPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runSource(t, src, newResumer(), nil)
-	waitFor(t, 30*time.Second, "600 records", func() bool { return h.count() >= 600 })
+	testenv.WaitFor(t, 30*time.Second, "600 records", func() bool { return h.count() >= 600 })
 	for p := range 6 {
 		lane := fmt.Sprintf("sales/%d", p)
 		recs := h.records(lane)
@@ -114,7 +114,7 @@ func TestStartPositions(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := runSource(t, src, res, nil)
-			waitFor(t, 30*time.Second, "assignment", func() bool {
+			testenv.WaitFor(t, 30*time.Second, "assignment", func() bool {
 				res.mu.Lock()
 				defer res.mu.Unlock()
 				return len(res.calls) == 3
@@ -122,7 +122,7 @@ func TestStartPositions(t *testing.T) {
 			// Keep producing until every partition delivered a record past
 			// the initial 20, so "latest" has something to show.
 			next := 60
-			waitFor(t, 30*time.Second, "records on every partition", func() bool {
+			testenv.WaitFor(t, 30*time.Second, "records on every partition", func() bool {
 				for p := range 3 {
 					rs := h.records(LaneName(topic, int32(p)))
 					if len(rs) == 0 || rs[len(rs)-1].Pos.Offset < 20 {
@@ -169,7 +169,7 @@ func TestRevokeHandshake(t *testing.T) {
 		h.commitOnRevoke = true
 		h.releaseDelay = 300 * time.Millisecond // a flush in progress
 	})
-	waitFor(t, 30*time.Second, "A reads everything", func() bool { return a.count() >= 600 })
+	testenv.WaitFor(t, 30*time.Second, "A reads everything", func() bool { return a.count() >= 600 })
 
 	srcB, err := New(testConfig(k, "grv", "rv"))
 	if err != nil {
@@ -177,7 +177,7 @@ func TestRevokeHandshake(t *testing.T) {
 	}
 	b := runSource(t, srcB, res, nil)
 	produceMore := 600
-	waitFor(t, 45*time.Second, "B owns some partitions", func() bool {
+	testenv.WaitFor(t, 45*time.Second, "B owns some partitions", func() bool {
 		produce(t, k, makeRecords("rv", 6, 6, produceMore))
 		produceMore += 6
 		b.mu.Lock()
@@ -249,7 +249,7 @@ func TestCommittedGroupOffsetsAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runSource(t, src, newResumer(), nil)
-	waitFor(t, 30*time.Second, "40 records", func() bool { return h.count() >= 40 })
+	testenv.WaitFor(t, 30*time.Second, "40 records", func() bool { return h.count() >= 40 })
 
 	// Nothing committed yet: lag is the whole partition, no group offsets.
 	if lag := gaugeValue(t, reg, "streamd_kafka_partition_lag_records", "cm", "0"); lag != 20 {
@@ -262,7 +262,7 @@ func TestCommittedGroupOffsetsAndMetrics(t *testing.T) {
 	src.Committed(context.Background(), "cm/0", streamd.Position{Offset: 4}) // older: ignored
 	src.Committed(context.Background(), "cm/1", streamd.Position{Offset: 19})
 	src.Committed(context.Background(), "other/3", streamd.Position{Offset: 99}) // not owned: ignored
-	waitFor(t, 10*time.Second, "group offsets", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "group offsets", func() bool {
 		got := k.GroupOffsets(t, "gcm")
 		return got["cm"][0] == 12 && got["cm"][1] == 20
 	})
@@ -344,7 +344,7 @@ func TestPoisonRecordsPassThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := runSource(t, src, newResumer(), nil)
-	waitFor(t, 30*time.Second, "6 records", func() bool { return h.count() >= 6 })
+	testenv.WaitFor(t, 30*time.Second, "6 records", func() bool { return h.count() >= 6 })
 	got := h.records("poison/0")
 	checkLane(t, "poison/0", got, 0, 6)
 	for i, r := range got {

@@ -83,7 +83,7 @@ func (c *Child) Stop(t testing.TB, within time.Duration) {
 	}
 }
 
-// WaitFor polls cond every 100ms and fails the test if it does not hold
+// WaitFor polls cond every 20ms and fails the test if it does not hold
 // within timeout.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -92,7 +92,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
