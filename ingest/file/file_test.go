@@ -294,37 +294,54 @@ func (f *flakyBucket) List(_ context.Context, prefix string, fn func(string) err
 	return fn("in/sales.jsonl")
 }
 
-func TestRemoteTransferBreaksAreResumed(t *testing.T) {
-	var sb strings.Builder
-	for i := 0; i < 5000; i++ {
-		fmt.Fprintf(&sb, "{\"n\":%d}\n", i)
+// numberedLines returns n JSON lines {"n":0} to {"n":n-1}.
+func numberedLines(n int) []byte {
+	var b []byte
+	for i := range n {
+		b = fmt.Appendf(b, "{\"n\":%d}\n", i)
 	}
+	return b
+}
+
+// readNumbered reads s3://b/in/*.jsonl from bucket, retrying broken
+// transfers, in 100-record chunks, and fails unless its one object gave
+// the n lines of numberedLines(n), in order and without errors, and ended
+// once.
+func readNumbered(t *testing.T, bucket file.ObjectReader, n int) {
+	t.Helper()
+	src, err := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ChunkRecords: 100, RetryBackoff: time.Millisecond,
+		OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return bucket, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := collect(t, src, &memResumer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got["s3://b/in/sales.jsonl"]
+	if len(r.recs) != n || r.ends != 1 {
+		t.Fatalf("got %d records, %d ends; want %d, 1", len(r.recs), r.ends, n)
+	}
+	for i, rec := range r.recs {
+		if want := fmt.Sprintf("{\"n\":%d}", i); string(rec.Data) != want || rec.Err != "" {
+			t.Fatalf("record %d is %q (err %q), want %q", i, rec.Data, rec.Err, want)
+		}
+	}
+}
+
+func TestRemoteTransferBreaksAreResumed(t *testing.T) {
+	data := numberedLines(5000)
 	for _, breaks := range []int{1, 3} {
-		fb := &flakyBucket{data: []byte(sb.String()), cut: 10000, breaks: breaks}
-		src, err := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ChunkRecords: 100, RetryBackoff: time.Millisecond,
-			OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return fb, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := collect(t, src, &memResumer{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := got["s3://b/in/sales.jsonl"]
-		if len(r.recs) != 5000 || r.ends != 1 {
-			t.Fatalf("breaks %d: got %d records, %d ends", breaks, len(r.recs), r.ends)
-		}
-		for i, rec := range r.recs {
-			if want := fmt.Sprintf("{\"n\":%d}", i); string(rec.Data) != want || rec.Err != "" {
-				t.Fatalf("breaks %d: record %d is %q (err %q), want %q", breaks, i, rec.Data, rec.Err, want)
+		t.Run(fmt.Sprintf("%d breaks", breaks), func(t *testing.T) {
+			fb := &flakyBucket{data: data, cut: 10000, breaks: breaks}
+			readNumbered(t, fb, 5000)
+			if fb.gets != breaks+1 {
+				t.Fatalf("%d gets, want %d", fb.gets, breaks+1)
 			}
-		}
-		if fb.gets != breaks+1 {
-			t.Fatalf("breaks %d: %d gets", breaks, fb.gets)
-		}
+		})
 	}
 	// A transfer that keeps breaking ends the lane with a dead letter.
-	fb := &flakyBucket{data: []byte(sb.String()), cut: 1000, breaks: 100}
+	fb := &flakyBucket{data: data, cut: 1000, breaks: 100}
 	src, _ := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ReadAttempts: 3, RetryBackoff: time.Millisecond,
 		OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return fb, nil }})
 	got, err := collect(t, src, &memResumer{})
@@ -377,30 +394,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // reopened after the last record handed on, and a committed lane resumes
 // there: the object is transferred about once, not once per attempt.
 func TestRangedReopenReadsOnlyTheRest(t *testing.T) {
-	var sb strings.Builder
-	for i := 0; i < 5000; i++ {
-		fmt.Fprintf(&sb, "{\"n\":%d}\n", i)
-	}
-	data := []byte(sb.String())
+	data := numberedLines(5000)
 	rb := &rangedBucket{flakyBucket: flakyBucket{data: data, cut: 10000, breaks: 4}}
-	src, err := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ChunkRecords: 100, RetryBackoff: time.Millisecond,
-		OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return rb, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := collect(t, src, &memResumer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := got["s3://b/in/sales.jsonl"]
-	if len(r.recs) != 5000 || r.ends != 1 {
-		t.Fatalf("got %d records, %d ends", len(r.recs), r.ends)
-	}
-	for i, rec := range r.recs {
-		if want := fmt.Sprintf("{\"n\":%d}", i); string(rec.Data) != want {
-			t.Fatalf("record %d is %q, want %q", i, rec.Data, want)
-		}
-	}
+	readNumbered(t, rb, 5000)
 	if rb.gets != 5 || rb.offsets[0] != 0 || rb.offsets[4] == 0 || rb.served > int64(len(data))*12/10 {
 		t.Fatalf("%d gets at offsets %v transferred %d bytes of a %d-byte object", rb.gets, rb.offsets, rb.served, len(data))
 	}
@@ -409,12 +405,12 @@ func TestRangedReopenReadsOnlyTheRest(t *testing.T) {
 	rb2 := &rangedBucket{flakyBucket: flakyBucket{data: data}}
 	src2, _ := file.New(file.Config{Paths: []string{"s3://b/in/*.jsonl"}, ChunkRecords: 100,
 		OpenBucket: func(context.Context, string) (file.ObjectReader, error) { return rb2, nil }})
-	at := int64(strings.Index(sb.String(), "{\"n\":4000}"))
-	got, err = collect(t, src2, &memResumer{pos: map[string]streamd.Position{"s3://b/in/sales.jsonl": {Offset: at}}})
+	at := int64(bytes.Index(data, []byte("{\"n\":4000}")))
+	got, err := collect(t, src2, &memResumer{pos: map[string]streamd.Position{"s3://b/in/sales.jsonl": {Offset: at}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = got["s3://b/in/sales.jsonl"]
+	r := got["s3://b/in/sales.jsonl"]
 	if len(r.recs) != 999 || string(r.recs[0].Data) != "{\"n\":4001}" || r.recs[0].Pos.Offset != at+int64(len("{\"n\":4000}\n")) {
 		t.Fatalf("resumed with %d records, first %q at %d", len(r.recs), r.recs[0].Data, r.recs[0].Pos.Offset)
 	}
