@@ -122,6 +122,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("memory_limit exceeds the container's memory limit",
 			slog.Int64("memory_limit", budget.Bytes), slog.Int64("cgroup_limit", budget.Cgroup))
 	}
+	if cfg.UseHugePages() {
+		// Before anything grows the heap: the advised range is where it
+		// grows next. The Go limit is normally the smaller; GOMEMLIMIT may
+		// be set higher than the budget, or not at all.
+		hp, err := telemetry.HugePageHeap(min(goLimit, budget.Bytes))
+		switch {
+		case err != nil:
+			log.Warn("heap huge pages", slog.String("thp_mode", hp.Mode), slog.String("error", err.Error()))
+		case hp.Skipped != "":
+			log.Info("heap huge pages", slog.String("thp_mode", hp.Mode), slog.String("skipped", hp.Skipped))
+		default:
+			log.Info("heap huge pages", slog.String("thp_mode", hp.Mode), slog.Int64("bytes", hp.Bytes))
+		}
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -46,6 +46,9 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	if c.HTTP != nil || c.Checkpoint != nil {
 		t.Errorf("http/checkpoint must stay nil when absent: %+v %+v", c.HTTP, c.Checkpoint)
 	}
+	if !c.UseHugePages() {
+		t.Error("huge_pages must default to true")
+	}
 	p := c.Pipelines[0]
 	if p.Line != 2 || p.Schema[1].Line != 8 {
 		t.Errorf("lines: pipeline %d (want 2), schema[1] %d (want 8)", p.Line, p.Schema[1].Line)
@@ -58,6 +61,16 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	}
 	if p.Sink.Compression != "snappy" {
 		t.Errorf("sink compression default %q, want snappy", p.Sink.Compression)
+	}
+}
+
+func TestHugePagesOff(t *testing.T) {
+	c, err := Parse([]byte("huge_pages: false\n"+minimal), "c.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UseHugePages() {
+		t.Error("huge_pages: false must turn huge pages off")
 	}
 }
 
@@ -163,6 +176,12 @@ func TestParseErrors(t *testing.T) {
 			name:     "bad size",
 			src:      "memory_limit: 512MB B\n" + minimal,
 			want:     []string{`c.yaml:1: memory_limit: invalid size "512MB B"`},
+			sentinel: ErrInvalidValue,
+		},
+		{
+			name:     "huge_pages not a bool",
+			src:      "huge_pages: sometimes\n" + minimal,
+			want:     []string{`c.yaml:1: huge_pages`, `"sometimes"`},
 			sentinel: ErrInvalidValue,
 		},
 		{

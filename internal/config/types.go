@@ -18,6 +18,9 @@ type Config struct {
 	// derived from GOMEMLIMIT or the container's cgroup limit, else
 	// DefaultMemoryLimit (512MiB).
 	MemoryLimit ByteSize `yaml:"memory_limit,omitempty"`
+	// HugePages asks the kernel to back the Go heap with transparent huge
+	// pages (default true; see UseHugePages).
+	HugePages *bool `yaml:"huge_pages,omitempty"`
 	// Pipelines are the independent chains this process runs; at least one.
 	Pipelines []Pipeline `yaml:"pipelines"`
 
@@ -380,3 +383,7 @@ type Duration time.Duration
 
 // ByteSize is a byte count written as 1048576, "64MiB", "1GB".
 type ByteSize int64
+
+// UseHugePages reports whether streamd asks for transparent huge pages
+// for its heap: huge_pages, true when unset.
+func (c *Config) UseHugePages() bool { return c.HugePages == nil || *c.HugePages }

@@ -2,8 +2,9 @@
 // fed by the pipeline runtime (Metrics implements pipeline.Observer), the
 // HTTP listener that serves /metrics, /healthz and /readyz (Server), the
 // process memory budget derived from the configuration, GOMEMLIMIT or the
-// container's cgroup (MemoryLimit, ApplyMemoryLimit), and secret redaction
-// for logs and HTTP answers (Redactor, RedactingHandler, ConfigSecrets).
+// container's cgroup (MemoryLimit, ApplyMemoryLimit), transparent huge
+// pages for the heap (HugePageHeap), and secret redaction for logs and HTTP
+// answers (Redactor, RedactingHandler, ConfigSecrets).
 //
 // Every metric is registered on a registry the caller injects, never on the
 // global one; names follow streamd_<subsystem>_<name>_<unit> and labels are
