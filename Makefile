@@ -26,9 +26,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-## bench: end-to-end replay benchmark (records/s, peak RSS) plus the micro-benchmarks
+## bench: end-to-end replay and Kafka → Parquet benchmarks (records/s, peak RSS) plus the micro-benchmarks
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkReplaySales1M' -benchtime 3x ./cmd/streamd
+	STREAMD_BENCH_WINDOW="{max_records: 50000, max_age: 1s}" $(GO) test -run '^$$' -bench KafkaToParquet -benchtime 3x ./ingest/kafka/e2e
 	$(GO) test -run '^$$' -bench . -benchmem ./transform/... ./sink/parquet/...
 
 clean:
