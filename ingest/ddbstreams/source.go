@@ -21,6 +21,7 @@ import (
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/ingest/internal/shardset"
 )
 
 // ErrNoStream is returned by Run when the table has no stream to read
@@ -38,18 +39,15 @@ type Source struct {
 	log     *slog.Logger
 	m       *metrics
 
-	mu       sync.Mutex
-	shards   map[string]*shardInfo
-	listings int // refreshes done
-	readers  map[string]*reader
-	// afterStop holds shards whose reader stopped at shutdown with
-	// records not yet committed: Committed releases their lease.
-	afterStop map[string]*reader
+	set *shardset.Set // the readers of the leased shards
+
+	mu        sync.Mutex
+	shards    map[string]*shardInfo
+	listings  int                  // refreshes done
 	ended     map[string]bool      // shards this process read to their end
 	lastEvent map[string]time.Time // per stream ARN, newest change read
 	crossed   map[string]bool      // streams whose switch was reported
 	viewWarn  map[string]bool      // streams warned about their view type
-	wake      chan struct{}
 }
 
 // shardInfo is what the latest listing says about a shard.
@@ -59,26 +57,6 @@ type shardInfo struct {
 	parents []string // lineage parents (own parent and, for prev, its leaves)
 	closed  bool
 	late    bool // first listed after the source's first listing
-}
-
-// reader is the state of one leased shard.
-type reader struct {
-	shard  string
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	// Guarded by Source.mu.
-	sent      streamd.Position // last position sent
-	hasSent   bool
-	committed streamd.Position
-	hasCommit bool
-	ended     bool // the shard is closed and every record was sent
-	finishing bool
-}
-
-// pending reports whether records were sent and not committed.
-func (r *reader) pending() bool {
-	return r.hasSent && (!r.hasCommit || r.committed.Compare(r.sent) < 0)
 }
 
 var (
@@ -106,19 +84,35 @@ func New(tables TableAPI, streams StreamsAPI, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new ddbstreams source: %w", err)
 	}
-	return &Source{
+	src := &Source{
 		tables: tables, streams: streams, cfg: cfg, log: log.With(slog.String("table", cfg.Table)), m: m,
-		shards: map[string]*shardInfo{}, readers: map[string]*reader{}, afterStop: map[string]*reader{},
-		ended: map[string]bool{}, lastEvent: map[string]time.Time{}, crossed: map[string]bool{},
-		viewWarn: map[string]bool{}, wake: make(chan struct{}, 1),
-	}, nil
-}
-
-func (s *Source) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+		shards: map[string]*shardInfo{}, ended: map[string]bool{}, lastEvent: map[string]time.Time{},
+		crossed: map[string]bool{}, viewWarn: map[string]bool{},
 	}
+	src.set = shardset.New(shardset.Config{
+		Leases: cfg.Leases, Log: src.log,
+		List: src.refresh, ListInterval: cfg.RefreshInterval,
+		ListRetry: func() time.Duration { return src.jitter(cfg.PollInterval * 5) },
+		ListFatal: func(err error, listed bool) error {
+			var rnf *dbtypes.ResourceNotFoundException
+			var srnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) || (errors.Is(err, ErrNoStream) && !listed) || (cfg.StreamARN != "" && errors.As(err, &srnf) && !listed) {
+				return fmt.Errorf("read dynamodb stream of table %q: %w", cfg.Table, err)
+			}
+			return nil
+		},
+		Read: src.read,
+		ReadFailed: func(shard string, err error) error {
+			return fmt.Errorf("read shard %q of table %q: %w", shard, cfg.Table, err)
+		},
+		Finished: func(shard string) {
+			src.mu.Lock()
+			src.ended[shard] = true
+			src.mu.Unlock()
+		},
+		Held: func(n int) { m.shardsHeld.WithLabelValues(cfg.Table).Set(float64(n)) },
+	})
+	return src, nil
 }
 
 // Run implements ingest.Source. It describes the table's streams, takes
@@ -127,66 +121,7 @@ func (s *Source) poke() {
 // its last record is committed its lease is finished and its children
 // start.
 func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-
-	list := time.NewTimer(0)
-	defer list.Stop()
-	tick := time.NewTimer(0)
-	defer tick.Stop()
-	listed := false
-	fail := make(chan error, 1)
-	for {
-		select {
-		case <-ctx.Done():
-			s.shutdown()
-			return nil
-		case err := <-fail:
-			s.shutdown()
-			return err
-		case <-list.C:
-			if err := s.refresh(runCtx); err != nil {
-				if runCtx.Err() != nil {
-					continue
-				}
-				var rnf *dbtypes.ResourceNotFoundException
-				var srnf *types.ResourceNotFoundException
-				if errors.As(err, &rnf) || (errors.Is(err, ErrNoStream) && !listed) || (s.cfg.StreamARN != "" && errors.As(err, &srnf) && !listed) {
-					s.shutdown()
-					return fmt.Errorf("read dynamodb stream of table %q: %w", s.cfg.Table, err)
-				}
-				s.log.Warn("describe streams failed; retrying", slog.String("error", err.Error()))
-				list.Reset(s.jitter(s.cfg.PollInterval * 5))
-				continue
-			}
-			listed = true
-			list.Reset(s.cfg.RefreshInterval)
-		case <-s.wake:
-			list.Reset(0)
-			tick.Reset(0)
-		case <-tick.C:
-			tick.Reset(s.cfg.Leases.Interval())
-			if !listed {
-				continue
-			}
-			ch, err := s.cfg.Leases.Tick(runCtx)
-			if err != nil && runCtx.Err() == nil {
-				s.log.Warn("lease round failed", slog.String("error", err.Error()))
-			}
-			for _, id := range ch.Lost {
-				s.lose(runCtx, id, out, &wg)
-			}
-			for _, id := range ch.Yield {
-				s.yield(runCtx, id, out, &wg)
-			}
-			for _, id := range ch.Gained {
-				s.start(runCtx, id, resume, out, &wg, fail)
-			}
-			s.m.shardsHeld.WithLabelValues(s.cfg.Table).Set(float64(len(s.cfg.Leases.Held())))
-		}
-	}
+	return s.set.Run(ctx, resume, out)
 }
 
 // refresh lists the table's streams (oldest first) and their shards, and
@@ -358,182 +293,12 @@ func (s *Source) retry(ctx context.Context, call func() error) error {
 	}
 }
 
-// start begins reading a newly leased shard.
-func (s *Source) start(ctx context.Context, shard string, resume ingest.Resumer, out chan<- ingest.Chunk, wg *sync.WaitGroup, fail chan<- error) {
-	s.mu.Lock()
-	if _, ok := s.readers[shard]; ok {
-		s.mu.Unlock()
-		return
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{shard: shard, cancel: cancel, done: make(chan struct{})}
-	s.readers[shard] = r
-	delete(s.afterStop, shard)
-	s.mu.Unlock()
-	s.log.Info("reading shard", slog.String("shard", shard))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(r.done)
-		if err := s.read(rctx, r, resume, out); err != nil && rctx.Err() == nil {
-			select {
-			case fail <- fmt.Errorf("read shard %q of table %q: %w", shard, s.cfg.Table, err):
-			default:
-			}
-		}
-	}()
-}
-
-// stopReader cancels a shard's reader and waits for it.
-func (s *Source) stopReader(shard string) {
-	s.mu.Lock()
-	r := s.readers[shard]
-	delete(s.readers, shard)
-	s.mu.Unlock()
-	if r != nil {
-		r.cancel()
-		<-r.done
-	}
-}
-
-// lose stops a shard whose lease was taken by another worker and tells the
-// pipeline (its pending commit will be fenced).
-func (s *Source) lose(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
-	s.stopReader(shard)
-	s.log.Warn("shard lease lost; stopped reading", slog.String("shard", shard))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case out <- ingest.Chunk{Lane: shard, Revoked: true}:
-		case <-ctx.Done():
-		}
-	}()
-}
-
-// yield hands a shard over to a worker that asked for it: stop reading,
-// let the pipeline finish (flush and commit) the lane, then release.
-func (s *Source) yield(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
-	s.stopReader(shard)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		released := make(chan struct{})
-		select {
-		case out <- ingest.Chunk{Lane: shard, Revoked: true, Released: released}:
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-released:
-		case <-ctx.Done():
-			return
-		}
-		if err := s.cfg.Leases.Release(ctx, shard); err != nil {
-			s.log.Warn("release shard lease", slog.String("shard", shard), slog.String("error", err.Error()))
-			return
-		}
-		s.log.Info("handed shard over", slog.String("shard", shard))
-	}()
-}
-
-// shutdown stops every reader. Leases of shards with nothing pending are
-// released now; the others when the pipeline's drain commits them
-// (Committed), or, if it never does, by expiry.
-func (s *Source) shutdown() {
-	s.mu.Lock()
-	stopping := make([]*reader, 0, len(s.readers))
-	for id, r := range s.readers {
-		delete(s.readers, id)
-		s.afterStop[id] = r
-		stopping = append(stopping, r)
-	}
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, r := range stopping {
-		r.cancel()
-		<-r.done
-		s.mu.Lock()
-		release := !r.pending() && !r.finishing && s.afterStop[r.shard] == r
-		if release {
-			delete(s.afterStop, r.shard)
-		}
-		s.mu.Unlock()
-		if release {
-			if err := s.cfg.Leases.Release(ctx, r.shard); err != nil {
-				s.log.Warn("release shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
-			}
-		}
-	}
-}
-
 // Committed implements ingest.Committer: it tracks what the pipeline has
 // committed, finishes a closed shard whose last record is committed (its
 // children may start), and releases the lease of a shard stopped at
 // shutdown once it is committed.
 func (s *Source) Committed(ctx context.Context, lane string, pos streamd.Position) {
-	s.mu.Lock()
-	r := s.readers[lane]
-	stopped := false
-	if r == nil {
-		r, stopped = s.afterStop[lane], true
-	}
-	if r == nil {
-		s.mu.Unlock()
-		return
-	}
-	if !r.hasCommit || r.committed.Compare(pos) < 0 {
-		r.committed, r.hasCommit = pos, true
-	}
-	done := !r.pending()
-	finish := done && r.ended && !r.finishing
-	if finish {
-		r.finishing = true
-	}
-	release := false
-	if stopped && done && !finish {
-		select {
-		case <-r.done: // the reader can send nothing more
-			delete(s.afterStop, lane)
-			release = true
-		default: // shutdown checks again once the reader has stopped
-		}
-	}
-	s.mu.Unlock()
-	switch {
-	case finish:
-		s.finish(ctx, r)
-	case release:
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := s.cfg.Leases.Release(ctx, lane); err != nil {
-			s.log.Warn("release shard lease after drain", slog.String("shard", lane), slog.String("error", err.Error()))
-		}
-	}
-}
-
-// finish marks a closed, fully committed shard finished so its children
-// may start, and wakes Run to list and lease them.
-func (s *Source) finish(ctx context.Context, r *reader) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.Leases.Finish(ctx, r.shard); err != nil {
-		s.log.Warn("finish shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
-		s.mu.Lock()
-		r.finishing = false
-		s.mu.Unlock()
-		return
-	}
-	s.log.Info("shard finished", slog.String("shard", r.shard))
-	s.mu.Lock()
-	if s.readers[r.shard] == r {
-		delete(s.readers, r.shard)
-	}
-	delete(s.afterStop, r.shard)
-	s.ended[r.shard] = true
-	s.mu.Unlock()
-	s.poke()
+	s.set.Committed(ctx, lane, pos)
 }
 
 func (s *Source) info(shard string) shardInfo {
@@ -550,48 +315,33 @@ func (s *Source) info(shard string) shardInfo {
 var errShardGone = errors.New("shard is no longer in the stream")
 
 // read reads one shard until it ends or ctx is done.
-func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
-	from, ok, err := resume.Resume(ctx, r.shard)
+func (s *Source) read(ctx context.Context, r *shardset.Reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	from, ok, err := resume.Resume(ctx, r.Shard)
 	if err != nil {
 		return err
 	}
 	var skip *streamd.Position
 	if ok {
 		skip = &from
-		s.mu.Lock()
-		r.committed, r.hasCommit = from, true
-		s.mu.Unlock()
+		r.Resumed(from)
 	}
-	info := s.info(r.shard)
+	info := s.info(r.Shard)
 	send := func(recs []streamd.Record, end bool) bool {
-		c := ingest.Chunk{Lane: r.shard, Records: recs, End: end}
+		c := ingest.Chunk{Lane: r.Shard, Records: recs, End: end}
 		select {
 		case out <- c:
 		case <-ctx.Done():
 			return false
 		}
 		s.m.read.WithLabelValues(s.cfg.Table).Add(float64(len(recs)))
-		s.mu.Lock()
-		if len(recs) > 0 {
-			r.sent, r.hasSent = recs[len(recs)-1].Pos, true
-		}
-		finish := false
+		r.Sent(ctx, recs, end)
 		if end {
-			r.ended = true
-			finish = !r.pending() && !r.finishing
-			r.finishing = r.finishing || finish
-		}
-		s.mu.Unlock()
-		if finish {
-			s.finish(ctx, r)
-		}
-		if end {
-			s.log.Info("shard closed and read to its end", slog.String("shard", r.shard))
+			s.log.Info("shard closed and read to its end", slog.String("shard", r.Shard))
 		}
 		return true
 	}
 
-	it, err := s.open(ctx, r.shard, info, skip, resume)
+	it, err := s.open(ctx, r.Shard, info, skip, resume)
 	switch {
 	case errors.Is(err, errShardGone):
 		send(nil, true)
@@ -621,9 +371,9 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 			case errors.As(err, &expired):
 				// Re-open after what was read, or as at the start.
 				if lastSeq != "" {
-					it, err = s.iteratorAt(ctx, info.stream, r.shard, types.ShardIteratorTypeAfterSequenceNumber, lastSeq)
+					it, err = s.iteratorAt(ctx, info.stream, r.Shard, types.ShardIteratorTypeAfterSequenceNumber, lastSeq)
 				} else {
-					it, err = s.open(ctx, r.shard, info, skip, resume)
+					it, err = s.open(ctx, r.Shard, info, skip, resume)
 				}
 				if errors.Is(err, errShardGone) || (err == nil && it == nil) {
 					send(nil, true)
@@ -632,14 +382,14 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 				if err != nil {
 					return err
 				}
-				s.log.Info("shard iterator expired; re-opened", slog.String("shard", r.shard), slog.String("after", lastSeq))
+				s.log.Info("shard iterator expired; re-opened", slog.String("shard", r.Shard), slog.String("after", lastSeq))
 				continue
 			case errors.As(err, &trimmed):
 				if atHorizon {
 					// Even the trim horizon is trimmed: every record of the
 					// shard is gone.
-					if s.info(r.shard).closed {
-						s.log.Warn("closed shard has no records left within retention; ending it", slog.String("shard", r.shard))
+					if s.info(r.Shard).closed {
+						s.log.Warn("closed shard has no records left within retention; ending it", slog.String("shard", r.Shard))
 						send(nil, true)
 						return nil
 					}
@@ -648,10 +398,10 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 					if after == "" && skip != nil {
 						after = skip.Seq
 					}
-					s.reportLoss(r.shard, LossTrimmed, after, "reading went on at the shard's trim horizon")
+					s.reportLoss(r.Shard, LossTrimmed, after, "reading went on at the shard's trim horizon")
 				}
 				checkLoss = false
-				it, err = s.iteratorAt(ctx, info.stream, r.shard, types.ShardIteratorTypeTrimHorizon, "")
+				it, err = s.iteratorAt(ctx, info.stream, r.Shard, types.ShardIteratorTypeTrimHorizon, "")
 				if errors.Is(err, errShardGone) {
 					send(nil, true)
 					return nil
@@ -670,7 +420,7 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 				return nil
 			case s.throttled(err):
 			default:
-				s.log.Warn("get records failed; retrying", slog.String("shard", r.shard), slog.String("error", err.Error()))
+				s.log.Warn("get records failed; retrying", slog.String("shard", r.Shard), slog.String("error", err.Error()))
 			}
 			if !sleep(ctx, s.jitter(backoff)) {
 				return nil
@@ -685,7 +435,7 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 		if checkLoss && len(res.Records) > 0 {
 			checkLoss = false
 			if first := seqOf(res.Records[0]); first != skip.Seq {
-				s.reportLoss(r.shard, LossTrimmed, skip.Seq, "the committed record is gone; the first record left is "+first)
+				s.reportLoss(r.Shard, LossTrimmed, skip.Seq, "the committed record is gone; the first record left is "+first)
 			}
 		}
 		recs := make([]streamd.Record, 0, len(res.Records))
@@ -717,7 +467,7 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 				buf = append(buf[:n], raw...)
 				cr.Data = buf[n:len(buf):len(buf)]
 				cr.Err = "convert change record: " + cerr.Error()
-				s.log.Error("change record cannot be converted; dead-lettering it", slog.String("shard", r.shard), slog.String("seq", seq), slog.String("error", cerr.Error()))
+				s.log.Error("change record cannot be converted; dead-lettering it", slog.String("shard", r.Shard), slog.String("seq", seq), slog.String("error", cerr.Error()))
 			}
 			recs = append(recs, cr)
 		}
@@ -823,16 +573,16 @@ func (s *Source) iteratorAt(ctx context.Context, arn, shard string, typ types.Sh
 }
 
 // gone reports a shard that disappeared while being read.
-func (s *Source) gone(r *reader, lastSeq string, skip *streamd.Position) {
+func (s *Source) gone(r *shardset.Reader, lastSeq string, skip *streamd.Position) {
 	after := lastSeq
 	if after == "" && skip != nil {
 		after = skip.Seq
 	}
 	if after != "" {
-		s.reportLoss(r.shard, LossExpiredShard, after, "the shard is no longer in the stream")
+		s.reportLoss(r.Shard, LossExpiredShard, after, "the shard is no longer in the stream")
 		return
 	}
-	s.log.Warn("shard is no longer in the stream; ending it", slog.String("shard", r.shard))
+	s.log.Warn("shard is no longer in the stream; ending it", slog.String("shard", r.Shard))
 }
 
 // reportLoss records that records of a shard were trimmed or expired

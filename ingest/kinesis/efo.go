@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/ingest/internal/shardset"
 )
 
 // EnhancedFanOut makes the source read with SubscribeToShard (a dedicated
@@ -139,17 +140,15 @@ func (s *Source) startingPosition(shard, cont string, skip *streamd.Position, ho
 // A subscription lasts at most 5 minutes; when it ends, or fails, the
 // shard is subscribed again after the last event's continuation sequence
 // number (with backoff after a failure).
-func (s *Source) readFanOut(ctx context.Context, r *reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
-	from, ok, err := resume.Resume(ctx, r.shard)
+func (s *Source) readFanOut(ctx context.Context, r *shardset.Reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+	from, ok, err := resume.Resume(ctx, r.Shard)
 	if err != nil {
 		return err
 	}
 	var skip *streamd.Position
 	if ok {
 		skip = &from
-		s.mu.Lock()
-		r.committed, r.hasCommit = from, true
-		s.mu.Unlock()
+		r.Resumed(from)
 	}
 	st := fanOutState{skip: skip, checkLoss: skip != nil}
 	backoff := s.cfg.PollInterval
@@ -170,8 +169,8 @@ func (s *Source) readFanOut(ctx context.Context, r *reader, resume ingest.Resume
 			backoff = min(2*backoff, s.cfg.MaxBackoff)
 			continue
 		}
-		pos := s.startingPosition(r.shard, st.cont, st.skip, st.horizon)
-		res, err := s.efo.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(arn), ShardId: aws.String(r.shard), StartingPosition: pos})
+		pos := s.startingPosition(r.Shard, st.cont, st.skip, st.horizon)
+		res, err := s.efo.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(arn), ShardId: aws.String(r.Shard), StartingPosition: pos})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -184,12 +183,12 @@ func (s *Source) readFanOut(ctx context.Context, r *reader, resume ingest.Resume
 			case errors.As(err, &bad) && pos.Type == types.ShardIteratorTypeAtSequenceNumber:
 				// The checkpoint is older than the trim horizon: read
 				// what is left.
-				s.reportLoss(r.shard, st.skip.Seq, "(subscription refused: "+bad.ErrorMessage()+")")
+				s.reportLoss(r.Shard, st.skip.Seq, "(subscription refused: "+bad.ErrorMessage()+")")
 				st.horizon, st.checkLoss = true, false
 				continue
 			case s.throttled(err):
 			default:
-				s.log.Warn("subscribe to shard failed; retrying", slog.String("shard", r.shard), slog.String("error", err.Error()))
+				s.log.Warn("subscribe to shard failed; retrying", slog.String("shard", r.Shard), slog.String("error", err.Error()))
 			}
 			if !sleep(ctx, s.jitter(backoff)) {
 				return nil
@@ -204,11 +203,11 @@ func (s *Source) readFanOut(ctx context.Context, r *reader, resume ingest.Resume
 		switch {
 		case ctx.Err() != nil || end:
 			if end {
-				s.log.Info("shard closed and read to its end", slog.String("shard", r.shard))
+				s.log.Info("shard closed and read to its end", slog.String("shard", r.Shard))
 			}
 			return nil
 		case err != nil:
-			s.log.Warn("subscription failed; subscribing again", slog.String("shard", r.shard), slog.String("error", err.Error()))
+			s.log.Warn("subscription failed; subscribing again", slog.String("shard", r.Shard), slog.String("error", err.Error()))
 			if got {
 				backoff = s.cfg.PollInterval
 			}
@@ -233,7 +232,7 @@ type fanOutState struct {
 // consumeSubscription sends the records of one subscription's events. It
 // returns end when the shard ended and was read to its end, got when at
 // least one event arrived, and the stream's error.
-func (s *Source) consumeSubscription(ctx context.Context, r *reader, stream *kinesis.SubscribeToShardEventStream, st *fanOutState, out chan<- ingest.Chunk) (end, got bool, err error) {
+func (s *Source) consumeSubscription(ctx context.Context, r *shardset.Reader, stream *kinesis.SubscribeToShardEventStream, st *fanOutState, out chan<- ingest.Chunk) (end, got bool, err error) {
 	var recs []streamd.Record
 	for {
 		var ev types.SubscribeToShardEventStream
@@ -253,12 +252,12 @@ func (s *Source) consumeSubscription(ctx context.Context, r *reader, stream *kin
 		got = true
 		res := e.Value
 		if res.MillisBehindLatest != nil {
-			s.setBehind(r.shard, *res.MillisBehindLatest)
+			s.setBehind(r.Shard, *res.MillisBehindLatest)
 		}
 		if st.checkLoss && len(res.Records) > 0 {
 			st.checkLoss = false
 			if first := aws.ToString(res.Records[0].SequenceNumber); first != st.skip.Seq {
-				s.reportLoss(r.shard, st.skip.Seq, first)
+				s.reportLoss(r.Shard, st.skip.Seq, first)
 			}
 		}
 		recs = recs[:0]
@@ -273,7 +272,7 @@ func (s *Source) consumeSubscription(ctx context.Context, r *reader, stream *kin
 			for _, rec := range recs[n:] {
 				if rec.Err != "" {
 					s.m.corrupt.WithLabelValues(s.cfg.Stream).Inc()
-					s.log.Error("corrupt KPL aggregate; dead-lettering it", slog.String("shard", r.shard), slog.String("seq", seq), slog.String("error", rec.Err))
+					s.log.Error("corrupt KPL aggregate; dead-lettering it", slog.String("shard", r.Shard), slog.String("seq", seq), slog.String("error", rec.Err))
 				}
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint/lease"
 	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/ingest/internal/shardset"
 )
 
 // API is the part of the Kinesis client the source uses; *kinesis.Client
@@ -83,38 +84,15 @@ type Source struct {
 	log    *slog.Logger
 	m      *metrics
 
-	mu      sync.Mutex
-	shards  map[string]lease.Shard // latest listing
-	readers map[string]*reader
-	// afterStop holds shards whose reader stopped at shutdown with
-	// records not yet committed: Committed releases their lease.
-	afterStop map[string]*reader
-	wake      chan struct{}    // asks Run for an early lease tick / listing
-	behind    map[string]int64 // MillisBehindLatest per shard read
+	set *shardset.Set // the readers of the leased shards
+
+	mu     sync.Mutex
+	shards map[string]lease.Shard // latest listing
+	behind map[string]int64       // MillisBehindLatest per shard read
 
 	efo         FanOutAPI  // the client, with EnhancedFanOut
 	efoMu       sync.Mutex // serializes consumer registration
 	consumerARN string     // guarded by efoMu
-}
-
-// reader is the state of one leased shard.
-type reader struct {
-	shard  string
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	// Guarded by Source.mu.
-	sent      streamd.Position // last position sent
-	hasSent   bool
-	committed streamd.Position
-	hasCommit bool
-	ended     bool // the shard is closed and every record was sent
-	finishing bool
-}
-
-// pending reports whether records were sent and not committed.
-func (r *reader) pending() bool {
-	return r.hasSent && (!r.hasCommit || r.committed.Compare(r.sent) < 0)
 }
 
 var (
@@ -170,20 +148,30 @@ func New(client API, cfg Config) (*Source, error) {
 	}
 	src := &Source{
 		client: client, cfg: cfg, efo: efo, log: log.With(slog.String("stream", cfg.Stream)), m: m,
-		shards: map[string]lease.Shard{}, readers: map[string]*reader{}, afterStop: map[string]*reader{},
-		wake: make(chan struct{}, 1), behind: map[string]int64{},
+		shards: map[string]lease.Shard{}, behind: map[string]int64{},
 	}
 	if efo != nil {
 		src.consumerARN = cfg.EnhancedFanOut.ConsumerARN
 	}
+	src.set = shardset.New(shardset.Config{
+		Leases: cfg.Leases, Log: src.log,
+		List: src.list, ListInterval: cfg.ListInterval,
+		ListRetry: func() time.Duration { return src.jitter(cfg.PollInterval * 5) },
+		ListFatal: func(err error, _ bool) error {
+			var rnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) {
+				return fmt.Errorf("read kinesis stream %q: %w", cfg.Stream, err)
+			}
+			return nil
+		},
+		Read: src.read,
+		ReadFailed: func(shard string, err error) error {
+			return fmt.Errorf("read shard %q of %q: %w", shard, cfg.Stream, err)
+		},
+		Stopped: func(shard string) { src.setBehind(shard, -1) },
+		Held:    func(n int) { m.shardsHeld.WithLabelValues(cfg.Stream).Set(float64(n)) },
+	})
 	return src, nil
-}
-
-func (s *Source) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Run implements ingest.Source. It lists shards, takes leases, reads each
@@ -191,65 +179,7 @@ func (s *Source) poke() {
 // is done. Closed shards end (Chunk.End); once their last record is
 // committed their lease is finished and their children start.
 func (s *Source) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-
-	list := time.NewTimer(0)
-	defer list.Stop()
-	tick := time.NewTimer(0)
-	defer tick.Stop()
-	listed := false
-	fail := make(chan error, 1)
-	for {
-		select {
-		case <-ctx.Done():
-			s.shutdown()
-			return nil
-		case err := <-fail:
-			s.shutdown()
-			return err
-		case <-list.C:
-			if err := s.list(runCtx); err != nil {
-				if runCtx.Err() != nil {
-					continue
-				}
-				var rnf *types.ResourceNotFoundException
-				if errors.As(err, &rnf) {
-					s.shutdown()
-					return fmt.Errorf("read kinesis stream %q: %w", s.cfg.Stream, err)
-				}
-				s.log.Warn("list shards failed; retrying", slog.String("error", err.Error()))
-				list.Reset(s.jitter(s.cfg.PollInterval * 5))
-				continue
-			}
-			listed = true
-			list.Reset(s.cfg.ListInterval)
-		case <-s.wake:
-			list.Reset(0)
-			tick.Reset(0)
-		case <-tick.C:
-			tick.Reset(s.cfg.Leases.Interval())
-			if !listed {
-				continue
-			}
-			ch, err := s.cfg.Leases.Tick(runCtx)
-			if err != nil && runCtx.Err() == nil {
-				s.log.Warn("lease round failed", slog.String("error", err.Error()))
-			}
-			for _, id := range ch.Lost {
-				s.lose(runCtx, id, out, &wg)
-			}
-			for _, id := range ch.Yield {
-				s.yield(runCtx, id, out, &wg)
-			}
-			for _, id := range ch.Gained {
-				s.start(runCtx, id, resume, out, &wg, fail)
-			}
-			s.m.shardsHeld.WithLabelValues(s.cfg.Stream).Set(float64(len(s.cfg.Leases.Held())))
-		}
-	}
+	return s.set.Run(ctx, resume, out)
 }
 
 // list pages through ListShards (kinesalite and old endpoints return every
@@ -298,223 +228,28 @@ func (s *Source) list(ctx context.Context) error {
 	return nil
 }
 
-// start begins reading a newly leased shard.
-func (s *Source) start(ctx context.Context, shard string, resume ingest.Resumer, out chan<- ingest.Chunk, wg *sync.WaitGroup, fail chan<- error) {
-	s.mu.Lock()
-	if _, ok := s.readers[shard]; ok {
-		s.mu.Unlock()
-		return
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{shard: shard, cancel: cancel, done: make(chan struct{})}
-	s.readers[shard] = r
-	delete(s.afterStop, shard)
-	s.mu.Unlock()
-	s.log.Info("reading shard", slog.String("shard", shard))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(r.done)
-		if err := s.read(rctx, r, resume, out); err != nil && rctx.Err() == nil {
-			select {
-			case fail <- fmt.Errorf("read shard %q of %q: %w", shard, s.cfg.Stream, err):
-			default:
-			}
-		}
-	}()
-}
-
-// stopReader cancels a shard's reader and waits for it; it returns the
-// reader (nil if none).
-func (s *Source) stopReader(shard string) *reader {
-	s.mu.Lock()
-	r := s.readers[shard]
-	delete(s.readers, shard)
-	s.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	r.cancel()
-	<-r.done
-	s.setBehind(shard, -1)
-	return r
-}
-
-// lose stops a shard whose lease was taken by another worker and tells the
-// pipeline (its pending commit will be fenced).
-func (s *Source) lose(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
-	s.stopReader(shard)
-	s.log.Warn("shard lease lost; stopped reading", slog.String("shard", shard))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case out <- ingest.Chunk{Lane: shard, Revoked: true}:
-		case <-ctx.Done():
-		}
-	}()
-}
-
-// yield hands a shard over to a worker that asked for it: stop reading,
-// let the pipeline finish (flush and commit) the lane, then release.
-func (s *Source) yield(ctx context.Context, shard string, out chan<- ingest.Chunk, wg *sync.WaitGroup) {
-	r := s.stopReader(shard)
-	if r == nil {
-		return
-	}
-	s.mu.Lock()
-	s.afterStop[shard] = r // released below, or by shutdown / Committed
-	s.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		released := make(chan struct{})
-		select {
-		case out <- ingest.Chunk{Lane: shard, Revoked: true, Released: released}:
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-released:
-		case <-ctx.Done():
-			return
-		}
-		s.mu.Lock()
-		mine := s.afterStop[shard] == r
-		if mine {
-			delete(s.afterStop, shard)
-		}
-		s.mu.Unlock()
-		if !mine {
-			return
-		}
-		if err := s.cfg.Leases.Release(ctx, shard); err != nil {
-			s.log.Warn("release shard lease", slog.String("shard", shard), slog.String("error", err.Error()))
-			return
-		}
-		s.log.Info("handed shard over", slog.String("shard", shard))
-	}()
-}
-
-// shutdown stops every reader. Leases of shards with nothing pending are
-// released now; the others when the pipeline's drain commits them
-// (Committed), or, if it never does, by expiry.
-func (s *Source) shutdown() {
-	s.mu.Lock()
-	stopping := make([]*reader, 0, len(s.readers)+len(s.afterStop))
-	for _, r := range s.afterStop { // handing over: already stopped
-		stopping = append(stopping, r)
-	}
-	for id, r := range s.readers {
-		delete(s.readers, id)
-		s.afterStop[id] = r
-		stopping = append(stopping, r)
-	}
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, r := range stopping {
-		r.cancel()
-		<-r.done
-		s.setBehind(r.shard, -1)
-		s.mu.Lock()
-		release := !r.pending() && !r.finishing && s.afterStop[r.shard] == r
-		if release {
-			delete(s.afterStop, r.shard)
-		}
-		s.mu.Unlock()
-		if release {
-			if err := s.cfg.Leases.Release(ctx, r.shard); err != nil {
-				s.log.Warn("release shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
-			}
-		}
-	}
-}
-
 // Committed implements ingest.Committer: it tracks what the pipeline has
 // committed, finishes a closed shard whose last record is committed, and
 // releases the lease of a shard stopped at shutdown once it is committed.
 func (s *Source) Committed(ctx context.Context, lane string, pos streamd.Position) {
-	s.mu.Lock()
-	r := s.readers[lane]
-	stopped := false
-	if r == nil {
-		r, stopped = s.afterStop[lane], true
-	}
-	if r == nil {
-		s.mu.Unlock()
-		return
-	}
-	if !r.hasCommit || r.committed.Compare(pos) < 0 {
-		r.committed, r.hasCommit = pos, true
-	}
-	done := !r.pending()
-	finish := done && r.ended && !r.finishing
-	if finish {
-		r.finishing = true
-	}
-	release := false
-	if stopped && done && !finish {
-		select {
-		case <-r.done: // the reader can send nothing more
-			delete(s.afterStop, lane)
-			release = true
-		default: // shutdown checks again once the reader has stopped
-		}
-	}
-	s.mu.Unlock()
-	switch {
-	case finish:
-		s.finish(ctx, r)
-	case release:
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := s.cfg.Leases.Release(ctx, lane); err != nil {
-			s.log.Warn("release shard lease after drain", slog.String("shard", lane), slog.String("error", err.Error()))
-		}
-	}
-}
-
-// finish marks a closed, fully committed shard finished so its children
-// may start, and wakes Run to list and lease them.
-func (s *Source) finish(ctx context.Context, r *reader) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.Leases.Finish(ctx, r.shard); err != nil {
-		s.log.Warn("finish shard lease", slog.String("shard", r.shard), slog.String("error", err.Error()))
-		s.mu.Lock()
-		r.finishing = false
-		s.mu.Unlock()
-		return
-	}
-	s.log.Info("shard finished", slog.String("shard", r.shard))
-	s.mu.Lock()
-	if s.readers[r.shard] == r {
-		delete(s.readers, r.shard)
-	}
-	delete(s.afterStop, r.shard)
-	s.mu.Unlock()
-	s.setBehind(r.shard, -1)
-	s.poke()
+	s.set.Committed(ctx, lane, pos)
 }
 
 // read reads one shard until it ends or ctx is done.
-func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
+func (s *Source) read(ctx context.Context, r *shardset.Reader, resume ingest.Resumer, out chan<- ingest.Chunk) error {
 	if s.efo != nil {
 		return s.readFanOut(ctx, r, resume, out)
 	}
-	from, ok, err := resume.Resume(ctx, r.shard)
+	from, ok, err := resume.Resume(ctx, r.Shard)
 	if err != nil {
 		return err
 	}
 	var skip *streamd.Position
 	if ok {
 		skip = &from
-		s.mu.Lock()
-		r.committed, r.hasCommit = from, true
-		s.mu.Unlock()
+		r.Resumed(from)
 	}
-	it, err := s.iterator(ctx, r.shard, skip)
+	it, err := s.iterator(ctx, r.Shard, skip)
 	if err != nil {
 		return err
 	}
@@ -536,20 +271,20 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 				// Re-open the iterator after what was read, or where the
 				// shard started if nothing was.
 				if lastSeq != "" {
-					it, err = s.iteratorAt(ctx, r.shard, types.ShardIteratorTypeAfterSequenceNumber, lastSeq)
+					it, err = s.iteratorAt(ctx, r.Shard, types.ShardIteratorTypeAfterSequenceNumber, lastSeq)
 				} else {
-					it, err = s.iterator(ctx, r.shard, skip)
+					it, err = s.iterator(ctx, r.Shard, skip)
 				}
 				if err != nil {
 					return err
 				}
-				s.log.Info("shard iterator expired; re-opened", slog.String("shard", r.shard), slog.String("after", lastSeq))
+				s.log.Info("shard iterator expired; re-opened", slog.String("shard", r.Shard), slog.String("after", lastSeq))
 				continue
 			case errors.As(err, &rnf):
 				return err
 			case s.throttled(err):
 			default:
-				s.log.Warn("get records failed; retrying", slog.String("shard", r.shard), slog.String("error", err.Error()))
+				s.log.Warn("get records failed; retrying", slog.String("shard", r.Shard), slog.String("error", err.Error()))
 			}
 			if !sleep(ctx, s.jitter(backoff)) {
 				return nil
@@ -559,12 +294,12 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 		}
 		backoff = s.cfg.PollInterval
 		if res.MillisBehindLatest != nil {
-			s.setBehind(r.shard, *res.MillisBehindLatest)
+			s.setBehind(r.Shard, *res.MillisBehindLatest)
 		}
 		if checkLoss && len(res.Records) > 0 {
 			checkLoss = false
 			if first := aws.ToString(res.Records[0].SequenceNumber); first != skip.Seq {
-				s.reportLoss(r.shard, skip.Seq, first)
+				s.reportLoss(r.Shard, skip.Seq, first)
 			}
 		}
 		recs = recs[:0]
@@ -579,7 +314,7 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 			for _, rec := range recs[n:] {
 				if rec.Err != "" {
 					s.m.corrupt.WithLabelValues(s.cfg.Stream).Inc()
-					s.log.Error("corrupt KPL aggregate; dead-lettering it", slog.String("shard", r.shard), slog.String("seq", seq), slog.String("error", rec.Err))
+					s.log.Error("corrupt KPL aggregate; dead-lettering it", slog.String("shard", r.Shard), slog.String("seq", seq), slog.String("error", rec.Err))
 				}
 			}
 			lastSeq = seq
@@ -591,7 +326,7 @@ func (s *Source) read(ctx context.Context, r *reader, resume ingest.Resumer, out
 			return nil
 		}
 		if end {
-			s.log.Info("shard closed and read to its end", slog.String("shard", r.shard))
+			s.log.Info("shard closed and read to its end", slog.String("shard", r.Shard))
 			return nil
 		}
 		it = aws.String(next)
@@ -725,27 +460,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // deliver sends one chunk of a shard and tracks what was sent; a closed
 // shard with nothing pending is finished. It returns false when ctx ended.
-func (s *Source) deliver(ctx context.Context, r *reader, recs []streamd.Record, end bool, out chan<- ingest.Chunk) bool {
-	c := ingest.Chunk{Lane: r.shard, Records: append([]streamd.Record(nil), recs...), End: end}
+func (s *Source) deliver(ctx context.Context, r *shardset.Reader, recs []streamd.Record, end bool, out chan<- ingest.Chunk) bool {
+	c := ingest.Chunk{Lane: r.Shard, Records: append([]streamd.Record(nil), recs...), End: end}
 	select {
 	case out <- c:
 	case <-ctx.Done():
 		return false
 	}
 	s.m.read.WithLabelValues(s.cfg.Stream).Add(float64(len(recs)))
-	s.mu.Lock()
-	if len(recs) > 0 {
-		r.sent, r.hasSent = recs[len(recs)-1].Pos, true
-	}
-	finish := false
-	if end {
-		r.ended = true
-		finish = !r.pending() && !r.finishing
-		r.finishing = r.finishing || finish
-	}
-	s.mu.Unlock()
-	if finish {
-		s.finish(ctx, r)
-	}
+	r.Sent(ctx, recs, end)
 	return true
 }
