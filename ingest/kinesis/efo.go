@@ -170,7 +170,7 @@ func (s *Source) readFanOut(ctx context.Context, r *shardset.Reader, resume inge
 			continue
 		}
 		pos := s.startingPosition(r.Shard, st.cont, st.skip, st.horizon)
-		res, err := s.efo.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(arn), ShardId: aws.String(r.Shard), StartingPosition: pos})
+		res, err := s.efo.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(arn), ShardId: aws.String(r.Shard), StartingPosition: pos}, ownEventCodec)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -293,4 +293,15 @@ func (s *Source) consumeSubscription(ctx context.Context, r *shardset.Reader, st
 			return true, got, nil
 		}
 	}
+}
+
+// ownEventCodec gives one SubscribeToShard call a protocol instance of its
+// own. The SDK's client keeps a single awsJson protocol, and with it a
+// single event-stream decoder and payload buffer, for every call (smithy-go
+// v1.28.8–v1.28.9): two subscriptions read at once — every source reading
+// more than one shard — race on that buffer, so one shard's records could
+// be decoded from another's bytes. A new client's protocol is a fresh one;
+// building it does no I/O.
+func ownEventCodec(o *kinesis.Options) {
+	o.Protocol = kinesis.New(kinesis.Options{}).Options().Protocol
 }

@@ -27,7 +27,8 @@ import (
 )
 
 // fanOutFake is a protocol-level fake of the Kinesis API (awsJson1.1 over
-// HTTP/1.1) for one stream with one shard: ListShards,
+// HTTP/1.1) for one stream with one shard (and, with withChild, the one
+// child it was resharded into once it closed): ListShards,
 // DescribeStreamSummary, RegisterStreamConsumer, DescribeStreamConsumer
 // and SubscribeToShard, whose response is the binary event stream
 // (initial-response, then SubscribeToShardEvent messages, and exception
@@ -39,18 +40,22 @@ type fanOutFake struct {
 	failAfter  int           // send an exception once the subscription reached this record (0: never)
 	lifetime   time.Duration // a subscription's longest life (Kinesis: 5 minutes)
 	trimmed    int           // records before this one are past retention
+	child      [][]byte      // records of the child shard (withChild); all visible
 
 	mu        sync.Mutex
 	visible   int // records readable; the shard is closed once all are
 	failed    bool
 	starts    []string // every subscription's starting position, "TYPE SEQ"
 	ends      int      // ChildShards events sent
+	childSubs int      // subscriptions to the child shard
+	onChild   func()   // called (holding mu) at the first subscription to the child
 	describes int
 	consumer  bool // registered
 }
 
 const (
 	fakeShard    = "shardId-000000000000"
+	fakeChild    = "shardId-000000000001"
 	fakeStream   = "efo"
 	fakeStreamAR = "arn:aws:kinesis:us-east-1:000000000000:stream/efo"
 	fakeConsumer = "arn:aws:kinesis:us-east-1:000000000000:stream/efo/consumer/c:1"
@@ -63,6 +68,17 @@ func newFanOutFake(n int) *fanOutFake {
 	for i := 0; i < n; i++ {
 		b, _ := json.Marshal(event{K: "key-00", N: int64(i)})
 		f.records = append(f.records, b)
+	}
+	return f
+}
+
+// withChild makes the shard's end a reshard into a child shard holding m
+// more records of the same key (n continues from the parent's): the child
+// is listed with the parent as its parent.
+func (f *fanOutFake) withChild(m int) *fanOutFake {
+	for i := 0; i < m; i++ {
+		b, _ := json.Marshal(event{K: "key-00", N: int64(len(f.records) + i)})
+		f.child = append(f.child, b)
 	}
 	return f
 }
@@ -94,9 +110,15 @@ func (f *fanOutFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch op {
 	case "ListShards":
-		fakeJSON(w, map[string]any{"Shards": []any{map[string]any{"ShardId": fakeShard,
+		shards := []any{map[string]any{"ShardId": fakeShard,
 			"HashKeyRange":        map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
-			"SequenceNumberRange": map[string]string{"StartingSequenceNumber": fakeSeq(0)}}}})
+			"SequenceNumberRange": map[string]string{"StartingSequenceNumber": fakeSeq(0)}}}
+		if f.child != nil {
+			shards = append(shards, map[string]any{"ShardId": fakeChild, "ParentShardId": fakeShard,
+				"HashKeyRange":        map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
+				"SequenceNumberRange": map[string]string{"StartingSequenceNumber": fakeSeq(0)}})
+		}
+		fakeJSON(w, map[string]any{"Shards": shards})
 	case "DescribeStreamSummary":
 		fakeJSON(w, map[string]any{"StreamDescriptionSummary": map[string]any{"StreamName": fakeStream, "StreamARN": fakeStreamAR,
 			"StreamStatus": "ACTIVE", "RetentionPeriodHours": 24, "StreamCreationTimestamp": 1.7e9, "EnhancedMonitoring": []any{}, "OpenShardCount": 1}})
@@ -124,8 +146,23 @@ func (f *fanOutFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fakeJSON(w, map[string]any{"ConsumerDescription": map[string]any{"ConsumerName": "c", "ConsumerARN": fakeConsumer, "ConsumerStatus": status,
 			"ConsumerCreationTimestamp": 1.7e9, "StreamARN": fakeStreamAR}})
 	case "SubscribeToShard":
-		if in.ConsumerARN != fakeConsumer || in.ShardId != fakeShard {
+		child := in.ShardId == fakeChild && f.child != nil
+		if in.ConsumerARN != fakeConsumer || (in.ShardId != fakeShard && !child) {
 			fakeError(w, "ResourceNotFoundException", "no such consumer or shard")
+			return
+		}
+		if child {
+			if f.childSubs == 0 && f.onChild != nil {
+				f.onChild()
+			}
+			f.childSubs++
+			if in.StartingPosition.Type != "TRIM_HORIZON" {
+				fakeError(w, "InvalidArgumentException", "the child shard is read from its trim horizon in this fake, got "+in.StartingPosition.Type)
+				return
+			}
+			f.mu.Unlock()
+			f.subscribe(w, r, fakeChild, 0)
+			f.mu.Lock()
 			return
 		}
 		f.starts = append(f.starts, in.StartingPosition.Type+" "+in.StartingPosition.SequenceNumber)
@@ -146,15 +183,16 @@ func (f *fanOutFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.mu.Unlock()
-		f.subscribe(w, r, next)
+		f.subscribe(w, r, fakeShard, next)
 		f.mu.Lock()
 	default:
 		fakeError(w, "UnknownOperationException", op)
 	}
 }
 
-// subscribe writes one subscription's event stream from record next.
-func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, next int) {
+// subscribe writes one subscription's event stream of shard from record
+// next.
+func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, shard string, next int) {
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	w.WriteHeader(http.StatusOK)
 	enc := eventstream.NewEncoder()
@@ -180,7 +218,10 @@ func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, next int)
 	events := 0
 	for time.Now().Before(deadline) && r.Context().Err() == nil {
 		f.mu.Lock()
-		visible, total := f.visible, len(f.records)
+		records, visible, total := f.records, f.visible, len(f.records)
+		if shard == fakeChild {
+			records, visible, total = f.child, len(f.child), -1 // open
+		}
 		fail := f.failAfter > 0 && !f.failed && next >= f.failAfter
 		if fail {
 			f.failed = true
@@ -199,7 +240,7 @@ func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, next int)
 			end := min(next+f.perEvent, visible)
 			var recs []any
 			for i := next; i < end; i++ {
-				recs = append(recs, map[string]any{"SequenceNumber": fakeSeq(i), "Data": f.records[i], "PartitionKey": "key-00",
+				recs = append(recs, map[string]any{"SequenceNumber": fakeSeq(i), "Data": records[i], "PartitionKey": "key-00",
 					"ApproximateArrivalTimestamp": 1.7e9 + float64(i)})
 			}
 			next = end
@@ -217,7 +258,7 @@ func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, next int)
 			f.ends++
 			f.mu.Unlock()
 			send(event("SubscribeToShardEvent", map[string]any{"Records": []any{}, "MillisBehindLatest": 0,
-				"ChildShards": []any{map[string]any{"ShardId": "shardId-000000000001", "ParentShards": []string{fakeShard},
+				"ChildShards": []any{map[string]any{"ShardId": fakeChild, "ParentShards": []string{fakeShard},
 					"HashKeyRange": map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"}}}}))
 			return
 		default:
@@ -329,6 +370,41 @@ func TestEnhancedFanOut(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnhancedFanOutChildShard reads a shard that is resharded into a
+// child over enhanced fan-out: the child is subscribed to only once the
+// parent's records are all written (its lease finished after they were
+// committed), from its trim horizon, and the key's records come out once
+// each and in order across the two shards.
+func TestEnhancedFanOutChildShard(t *testing.T) {
+	const n, m = 60, 45
+	f := newFanOutFake(n).withChild(m)
+	f.consumer = true
+	data := &memSinkData{byKey: map[string][]row{}}
+	atChild := -1
+	f.onChild = func() { atChild = data.count() }
+	cfg := fastConfig(fakeStream, prometheus.NewRegistry(), testLogger(t))
+	cfg.EnhancedFanOut = &kinesis.EnhancedFanOut{ConsumerARN: fakeConsumer}
+	src, err := kinesis.New(fakeClient(t, f), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, pipeline.Config{Name: "efo", Source: src, Processor: newProcessor(t), Sink: newMemSink("a", data),
+		Store: checkpoint.NewFileStore(t.TempDir()), Window: window.Policy{MaxRecords: 20, MaxAge: 50 * time.Millisecond}})
+	waitFor(t, 30*time.Second, "the parent's and the child's records", func() bool { return data.count() >= n+m })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnceInOrder(t, data.rows(), 1, n+m)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ends < 1 || f.childSubs < 1 {
+		t.Fatalf("parent ends %d, child subscriptions %d: want the parent read to its end and the child subscribed", f.ends, f.childSubs)
+	}
+	if atChild < n {
+		t.Fatalf("the child was subscribed to with %d of the parent's %d records written: it must wait for the parent to finish", atChild, n)
 	}
 }
 
