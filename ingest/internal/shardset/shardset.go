@@ -95,8 +95,8 @@ func New(cfg Config) *Set {
 	return &Set{cfg: cfg, wake: make(chan struct{}, 1), readers: map[string]*Reader{}, afterStop: map[string]*Reader{}}
 }
 
-// Poke asks Run for a listing and a lease round now.
-func (s *Set) Poke() {
+// poke asks Run for a listing and a lease round now.
+func (s *Set) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -414,5 +414,5 @@ func (s *Set) finish(ctx context.Context, r *Reader) {
 	if s.cfg.Finished != nil {
 		s.cfg.Finished(r.Shard)
 	}
-	s.Poke()
+	s.poke()
 }
