@@ -25,8 +25,8 @@ type Leases interface {
 	Interval() time.Duration
 }
 
-// Config is what a Set needs from its source. Leases, Log, List, Read,
-// ListInterval and ListRetry are required; the rest may be nil.
+// Config is what a Set needs from its source. Stopped, Finished and Held
+// may be nil; everything else is required.
 type Config struct {
 	// Leases shares the shards with other workers (a lease.Manager).
 	Leases Leases
