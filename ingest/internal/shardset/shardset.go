@@ -104,10 +104,11 @@ func (s *Set) poke() {
 }
 
 // Run lists shards, runs lease rounds and reads each leased shard in its
-// own goroutine (Config.Read), sending chunks to out, until ctx is done (nil) or a
-// listing or a reader fails for good (that error). Before it returns it
-// stops every reader (see Shutdown) and waits for the goroutines it
-// started.
+// own goroutine (Config.Read), sending chunks to out, until ctx is done
+// (nil) or a listing or a reader fails for good (that error). Before it
+// returns it stops every reader, releases the leases with nothing pending
+// (the others once Committed says their records are, or by expiry) and
+// waits for the goroutines it started.
 func (s *Set) Run(ctx context.Context, resume ingest.Resumer, out chan<- ingest.Chunk) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
