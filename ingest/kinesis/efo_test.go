@@ -22,6 +22,7 @@ import (
 	"github.com/streamd/streamd/checkpoint"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/ingest/kinesis"
+	"github.com/streamd/streamd/internal/testenv"
 	"github.com/streamd/streamd/pipeline"
 	"github.com/streamd/streamd/window"
 )
@@ -60,6 +61,9 @@ const (
 	fakeStreamAR = "arn:aws:kinesis:us-east-1:000000000000:stream/efo"
 	fakeConsumer = "arn:aws:kinesis:us-east-1:000000000000:stream/efo/consumer/c:1"
 )
+
+// wholeHashRange is the hash key range of the fake's shards: all of it.
+var wholeHashRange = map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"}
 
 func fakeSeq(i int) string { return fmt.Sprintf("4960000000000000000000000000000000000000%014d", i) }
 
@@ -111,11 +115,11 @@ func (f *fanOutFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "ListShards":
 		shards := []any{map[string]any{"ShardId": fakeShard,
-			"HashKeyRange":        map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
+			"HashKeyRange":        wholeHashRange,
 			"SequenceNumberRange": map[string]string{"StartingSequenceNumber": fakeSeq(0)}}}
 		if f.child != nil {
 			shards = append(shards, map[string]any{"ShardId": fakeChild, "ParentShardId": fakeShard,
-				"HashKeyRange":        map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
+				"HashKeyRange":        wholeHashRange,
 				"SequenceNumberRange": map[string]string{"StartingSequenceNumber": fakeSeq(0)}})
 		}
 		fakeJSON(w, map[string]any{"Shards": shards})
@@ -259,7 +263,7 @@ func (f *fanOutFake) subscribe(w http.ResponseWriter, r *http.Request, shard str
 			f.mu.Unlock()
 			send(event("SubscribeToShardEvent", map[string]any{"Records": []any{}, "MillisBehindLatest": 0,
 				"ChildShards": []any{map[string]any{"ShardId": fakeChild, "ParentShards": []string{fakeShard},
-					"HashKeyRange": map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"}}}}))
+					"HashKeyRange": wholeHashRange}}}))
 			return
 		default:
 			time.Sleep(20 * time.Millisecond)
@@ -326,7 +330,7 @@ func TestEnhancedFanOut(t *testing.T) {
 			}
 			if tc.restartAt > 0 {
 				stop := run()
-				waitFor(t, 30*time.Second, "the first run's records", func() bool { return data.count() >= tc.restartAt })
+				testenv.WaitFor(t, 30*time.Second, "the first run's records", func() bool { return data.count() >= tc.restartAt })
 				if err := stop(); err != nil {
 					t.Fatal(err)
 				}
@@ -334,7 +338,7 @@ func TestEnhancedFanOut(t *testing.T) {
 			}
 			before, _, _, _ := f.snapshot()
 			stop := run()
-			waitFor(t, 30*time.Second, "every record and the shard's end", func() bool {
+			testenv.WaitFor(t, 30*time.Second, "every record and the shard's end", func() bool {
 				_, ends, _, _ := f.snapshot()
 				return data.count() >= n && ends >= 1
 			})
@@ -393,7 +397,7 @@ func TestEnhancedFanOutChildShard(t *testing.T) {
 	}
 	stop := runPipeline(t, pipeline.Config{Name: "efo", Source: src, Processor: newProcessor(t), Sink: newMemSink("a", data),
 		Store: checkpoint.NewFileStore(t.TempDir()), Window: window.Policy{MaxRecords: 20, MaxAge: 50 * time.Millisecond}})
-	waitFor(t, 30*time.Second, "the parent's and the child's records", func() bool { return data.count() >= n+m })
+	testenv.WaitFor(t, 30*time.Second, "the parent's and the child's records", func() bool { return data.count() >= n+m })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

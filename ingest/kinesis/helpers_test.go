@@ -158,18 +158,6 @@ func checkExactlyOnceInOrder(t *testing.T, rows []row, keys, perKey int) {
 	}
 }
 
-// waitFor polls cond every 50 ms until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // producer puts perKey events for each of keys partition keys, round by
 // round (one event per key per round, PutRecords in one call), and calls
 // reshard(round) before each round.

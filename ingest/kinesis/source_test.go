@@ -101,7 +101,7 @@ func TestReshardExactlyOnceOneProcess(t *testing.T) {
 	if err := produce(ctx, c, stream, keys, perKey, reshardMidStream(ctx, c, stream, perKey)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 90*time.Second, "every record to be committed", func() bool { return data.count() >= keys*perKey })
+	testenv.WaitFor(t, 90*time.Second, "every record to be committed", func() bool { return data.count() >= keys*perKey })
 	if err := stop(); err != nil {
 		t.Fatalf("pipeline: %v", err)
 	}
@@ -162,14 +162,14 @@ func TestReshardExactlyOnceTwoProcessesWithLeases(t *testing.T) {
 			b = start("worker-b") // joins mid-stream: leases are balanced by hand-over
 			// Produce on only once b holds a shard, so both workers read part
 			// of the stream however fast a reads (a timing race otherwise).
-			waitFor(t, time.Minute, "worker-b to take over a shard", func() bool { return len(b.leases.Held()) > 0 })
+			testenv.WaitFor(t, time.Minute, "worker-b to take over a shard", func() bool { return len(b.leases.Held()) > 0 })
 		}
 		return reshard(n)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "every record to be committed", func() bool { return data.count() >= keys*perKey })
+	testenv.WaitFor(t, 2*time.Minute, "every record to be committed", func() bool { return data.count() >= keys*perKey })
 	for _, w := range []worker{a, b} {
 		if err := w.stop(); err != nil {
 			t.Fatalf("pipeline: %v", err)
@@ -269,7 +269,7 @@ func TestKPLRedoStartsMidAggregate(t *testing.T) {
 	}
 	stop := runPipeline(t, pipeline.Config{Name: "kpl", Source: src2, Processor: newProcessor(t), Sink: newMemSink("second", data),
 		Store: store, Window: window.Policy{MaxRecords: 3, MaxAge: 100 * time.Millisecond}, Workers: 1})
-	waitFor(t, 30*time.Second, "every record to be committed", func() bool { return data.count() >= aggs*size })
+	testenv.WaitFor(t, 30*time.Second, "every record to be committed", func() bool { return data.count() >= aggs*size })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestCorruptAggregateIsDeadLettered(t *testing.T) {
 	data := &memSinkData{byKey: map[string][]row{}}
 	stop := runPipeline(t, pipeline.Config{Name: "c", Source: src, Processor: newProcessor(t), Sink: newMemSink("a", data),
 		Store: checkpoint.NewFileStore(t.TempDir()), Window: window.Policy{MaxRecords: 3, MaxAge: 100 * time.Millisecond}})
-	waitFor(t, 30*time.Second, "the good aggregate", func() bool { return data.count() >= 2 })
+	testenv.WaitFor(t, 30*time.Second, "the good aggregate", func() bool { return data.count() >= 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,7 @@ func TestThrottlingExpiryAndPaging(t *testing.T) {
 	data := &memSinkData{byKey: map[string][]row{}}
 	stop := runPipeline(t, pipeline.Config{Name: "f", Source: src, Processor: newProcessor(t), Sink: newMemSink("a", data),
 		Store: checkpoint.NewFileStore(t.TempDir()), Window: window.Policy{MaxRecords: 50, MaxAge: 100 * time.Millisecond}})
-	waitFor(t, 45*time.Second, "every record", func() bool { return data.count() >= 200 })
+	testenv.WaitFor(t, 45*time.Second, "every record", func() bool { return data.count() >= 200 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/streamd/streamd"
 	"github.com/streamd/streamd/checkpoint/lease"
 	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // fakeLeases hands out scripted lease rounds and records what the Set did
@@ -159,24 +160,12 @@ func (h *harness) chunk(t *testing.T) ingest.Chunk {
 // which happens after the pipeline received it.
 func (h *harness) waitSent(t *testing.T, shard string) {
 	t.Helper()
-	waitFor(t, shard+"'s chunk to be recorded as sent", func() bool {
+	testenv.WaitFor(t, 10*time.Second, shard+"'s chunk to be recorded as sent", func() bool {
 		h.set.mu.Lock()
 		defer h.set.mu.Unlock()
 		r := h.set.readers[shard]
 		return r != nil && (r.hasSent || r.ended)
 	})
-}
-
-// waitFor polls cond every millisecond for up to 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func recs(offsets ...int64) []streamd.Record {
@@ -225,7 +214,7 @@ func TestClosedShardFinishesOnceCommitted(t *testing.T) {
 		t.Fatalf("finished %v after the last record was committed, want [s1]", finished)
 	}
 	// Finishing wakes Run to list again: the children may be listed now.
-	waitFor(t, "a listing after the shard finished", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a listing after the shard finished", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.lists > lists
@@ -266,7 +255,7 @@ func TestEmptyClosedShardFinishesAtOnce(t *testing.T) {
 	h.leases.rounds <- lease.Changes{Gained: []string{"s1"}}
 	h.run(t)
 	h.chunk(t)
-	waitFor(t, "the empty shard to finish", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the empty shard to finish", func() bool {
 		finished, _ := h.leases.calls()
 		return slices.Equal(finished, []string{"s1"})
 	})
@@ -314,7 +303,7 @@ func TestYieldReleasesAfterThePipelineLetGo(t *testing.T) {
 		t.Fatalf("released %v before the pipeline let go of the lane", released)
 	}
 	close(c.Released)
-	waitFor(t, "the handed-over lease to be released", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the handed-over lease to be released", func() bool {
 		_, released := h.leases.calls()
 		return slices.Equal(released, []string{"s1"})
 	})
@@ -333,7 +322,7 @@ func TestShutdownReleasesWhatIsCommitted(t *testing.T) {
 	stop := h.run(t)
 	h.chunk(t)
 	h.waitSent(t, "busy")
-	waitFor(t, "both readers", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "both readers", func() bool {
 		h.set.mu.Lock()
 		defer h.set.mu.Unlock()
 		return len(h.set.readers) == 2
@@ -362,7 +351,7 @@ func TestResumedCountsAsCommitted(t *testing.T) {
 	h.leases.rounds <- lease.Changes{Gained: []string{"s1"}}
 	h.run(t)
 	h.chunk(t)
-	waitFor(t, "the shard to finish", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the shard to finish", func() bool {
 		finished, _ := h.leases.calls()
 		return len(finished) == 1
 	})
